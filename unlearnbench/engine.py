@@ -1,0 +1,262 @@
+"""The training engine every stage that trains shares: GPU-resident data, on-device
+augmentation, SGD with momentum, step/cosine/one-cycle schedules, bf16 autocast and
+channels_last on CUDA, and masks that keep pruned weights exactly zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnbench.augment import normalize, random_crop, random_flip
+from unlearnbench.data import ImageSplit
+from unlearnbench.masks import Mask
+from unlearnbench.progress import NullProgress, ProgressSink
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """An SGD training recipe.
+
+    ``milestones`` are fractions of ``epochs`` at which a ``step`` schedule multiplies the rate by
+    ``gamma`` (the reference's 91 and 136 of 182 epochs are 0.5 and 0.75). ``rewind_epoch`` is the
+    epoch whose end-of-epoch weights the original training keeps for rewinding pruners.
+    """
+
+    epochs: int = 182
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "step"
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    augment: bool = True
+    crop_padding: int = 4
+    rewind_epoch: int = 8
+
+
+def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
+    """The multiplier on ``recipe.lr`` at optimizer step ``step`` (0-based)."""
+    total = max(1, recipe.epochs * steps_per_epoch)
+    epoch_position = step / max(1, steps_per_epoch)
+    warm = recipe.warmup_epochs * steps_per_epoch
+    warmup = min(1.0, (step + 1) / warm) if warm else 1.0
+    if recipe.schedule == "constant":
+        factor = 1.0
+    elif recipe.schedule == "step":
+        passed = sum(epoch_position >= round(m * recipe.epochs) for m in recipe.milestones)
+        factor = recipe.gamma**passed
+    elif recipe.schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    elif recipe.schedule == "onecycle":
+        peak = max(1, int(0.2 * total))
+        factor = (step + 1) / peak if step < peak else max(0.0, (total - step) / (total - peak))
+    else:
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
+    return factor * warmup
+
+
+class Engine:
+    """Trains and evaluates models on one device.
+
+    Splits given to it should already live on ``device`` (the pipeline moves each dataset there
+    once); ``mean``/``std`` normalise uint8 images inside every batch.
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        *,
+        progress: ProgressSink | None = None,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        self.device = torch.device(device)
+        self.mean = torch.tensor(mean, device=self.device)
+        self.std = torch.tensor(std, device=self.device)
+        self.progress = progress or NullProgress()
+        self.eval_batch_size = eval_batch_size
+        self.cuda = self.device.type == "cuda"
+
+    # --- model placement ---------------------------------------------------------------------
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        if self.cuda:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
+
+    def generator(self, seed: int) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed)
+        return gen
+
+    # --- batches -----------------------------------------------------------------------------
+    def batches(
+        self,
+        split: ImageSplit,
+        batch_size: int,
+        generator: torch.Generator | None,
+        *,
+        augment: bool = False,
+        padding: int = 4,
+        shuffle: bool = True,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised float batches ``(x, y)`` of ``split`` on the device."""
+        split = split.to(self.device)
+        n = len(split)
+        if shuffle:
+            order = torch.randperm(n, device=self.device, generator=generator)
+        else:
+            order = torch.arange(n, device=self.device)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            images = split.images[index]
+            if augment:
+                images = random_flip(random_crop(images, padding, generator), generator)
+            x = normalize(images, self.mean, self.std, torch.float32)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, split.labels[index]
+
+    def steps_per_epoch(self, split: ImageSplit, batch_size: int) -> int:
+        return max(1, math.ceil(len(split) / batch_size))
+
+    # --- training ----------------------------------------------------------------------------
+    def optimizer(self, model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            nesterov=recipe.nesterov and recipe.momentum > 0,
+        )
+
+    def fit(
+        self,
+        model: nn.Module,
+        split: ImageSplit,
+        recipe: TrainRecipe,
+        *,
+        seed: int,
+        mask: Mask | None = None,
+        loss_fn: LossFn | None = None,
+        description: str = "train",
+        on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    ) -> None:
+        """Train ``model`` in place on ``split`` for ``recipe.epochs`` epochs."""
+        if len(split) == 0:
+            raise ValueError(f"cannot {description} on an empty split")
+        generator = self.generator(seed)
+
+        def epoch_batches(_: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+            return self.batches(
+                split, recipe.batch_size, generator, augment=recipe.augment, padding=recipe.crop_padding
+            )
+
+        self.fit_batches(
+            model,
+            recipe,
+            epoch_batches,
+            steps_per_epoch=self.steps_per_epoch(split, recipe.batch_size),
+            mask=mask,
+            loss_fn=loss_fn,
+            description=description,
+            on_epoch_end=on_epoch_end,
+        )
+
+    def fit_batches(
+        self,
+        model: nn.Module,
+        recipe: TrainRecipe,
+        epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        *,
+        steps_per_epoch: int,
+        mask: Mask | None = None,
+        loss_fn: LossFn | None = None,
+        description: str = "train",
+        on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    ) -> None:
+        """The training loop over batches that ``epoch_batches(epoch)`` yields for each epoch."""
+        if loss_fn is None:
+            smoothing = recipe.label_smoothing
+
+            def loss_fn(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return F.cross_entropy(m(x), y, label_smoothing=smoothing)
+
+        params = dict(model.named_parameters())
+        keep = (
+            {}
+            if mask is None
+            else {n: t.to(self.device, params[n].dtype) for n, t in mask.tensors.items()}
+        )
+        if mask is not None:
+            mask.apply_(model)
+        optimizer = self.optimizer(model, recipe)
+        model.train()
+        step = 0
+        task = self.progress.start(description, recipe.epochs)
+        for epoch in range(recipe.epochs):
+            for x, y in epoch_batches(epoch):
+                factor = lr_factor(recipe, step, steps_per_epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = recipe.lr * factor
+                with self._autocast():
+                    loss = loss_fn(model, x, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for name, k in keep.items():
+                    if params[name].grad is not None:
+                        params[name].grad.mul_(k)
+                optimizer.step()
+                if keep:
+                    with torch.no_grad():
+                        for name, k in keep.items():
+                            params[name].mul_(k)
+                step += 1
+            if not math.isfinite(float(loss.detach())):
+                log.warning("%s: loss is %s after epoch %d", description, float(loss), epoch + 1)
+            self.progress.advance(task)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, model)
+        self.progress.finish(task)
+        model.eval()
+
+    # --- evaluation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, model: nn.Module, split: ImageSplit) -> torch.Tensor:
+        """Float32 logits [N, K] on the CPU, in the split's order."""
+        model.eval()
+        outputs = []
+        for x, _ in self.batches(split, self.eval_batch_size, None, shuffle=False):
+            with self._autocast():
+                outputs.append(model(x).float())
+        if not outputs:
+            return torch.empty(0, 0)
+        return torch.cat(outputs).cpu()
+
+    def accuracy(self, model: nn.Module, split: ImageSplit) -> float:
+        """Top-1 accuracy in percent (NaN for an empty split)."""
+        if len(split) == 0:
+            return float("nan")
+        predicted = self.logits(model, split).argmax(dim=1)
+        return 100.0 * float((predicted == split.labels.cpu()).float().mean())

@@ -1,0 +1,73 @@
+"""The hooks a plugin may implement (pluggy project name ``unlearnbench``).
+
+Register hooks return lists of component classes (or protocol files); an implementation may take
+a subset of a hook's arguments, so hooks can gain arguments later without breaking plugins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from unlearnbench.components import (
+        DatasetPlugin,
+        Metric,
+        ModelPlugin,
+        Pruner,
+        Unlearner,
+        Unpruner,
+    )
+    from unlearnbench.events import ResultReady, StageFinished
+
+PROJECT = "unlearnbench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def unlearnbench_register_datasets() -> list[type[DatasetPlugin]]:
+    """Dataset classes this plugin provides."""
+
+
+@hookspec
+def unlearnbench_register_models() -> list[type[ModelPlugin]]:
+    """Model classes this plugin provides."""
+
+
+@hookspec
+def unlearnbench_register_pruners() -> list[type[Pruner]]:
+    """Pruner classes this plugin provides."""
+
+
+@hookspec
+def unlearnbench_register_unlearners() -> list[type[Unlearner]]:
+    """Unlearner classes this plugin provides."""
+
+
+@hookspec
+def unlearnbench_register_unpruners() -> list[type[Unpruner]]:
+    """Un-pruner classes this plugin provides."""
+
+
+@hookspec
+def unlearnbench_register_metrics() -> list[type[Metric]]:
+    """Metric classes this plugin provides."""
+
+
+@hookspec
+def unlearnbench_register_protocols() -> list[Path]:
+    """Protocol files (TOML) this plugin provides."""
+
+
+@hookspec
+def unlearnbench_stage_finished(event: StageFinished) -> None:
+    """Called after a pipeline stage produced (or reused) its artifact."""
+
+
+@hookspec
+def unlearnbench_result_ready(event: ResultReady) -> None:
+    """Called after a result row was written (or failed) - for exporters and loggers."""
