@@ -1,0 +1,24 @@
+"""Built-in metric plugins."""
+
+from unlearnbench import hookimpl
+from unlearnbench_metrics.accuracy import (
+    ForgottenClassTestAccuracy,
+    RemainingAccuracy,
+    TestingAccuracy,
+    UnlearningAccuracy,
+)
+from unlearnbench_metrics.cost_topology import MaskIoURetainTopology, RunTimeEfficiency
+from unlearnbench_metrics.mia import MIAEfficacy
+
+
+@hookimpl
+def unlearnbench_register_metrics() -> list[type]:
+    return [
+        UnlearningAccuracy,
+        RemainingAccuracy,
+        TestingAccuracy,
+        ForgottenClassTestAccuracy,
+        MIAEfficacy,
+        RunTimeEfficiency,
+        MaskIoURetainTopology,
+    ]

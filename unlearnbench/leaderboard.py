@@ -1,0 +1,109 @@
+"""Leaderboard tables rendered from result records only (pandas + tabulate).
+
+One table per (protocol, version, hash, forget set, pruner, sparsity): reference rows first
+(``original``, then ``retrain``), every metric as mean +- std over seeds, the number of seeds,
+and the average gap to retrain ("Disparity Ave.", Jia et al. 2023) over UA, MIA-Efficacy, RA
+and TA where all are present. Each table is labelled with the data copy, hardware and commit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+REFERENCE_ORDER = {"original": 0, "retrain": 1}
+GAP_METRICS = ("ua", "mia-efficacy", "ra", "ta")
+
+
+def _fmt(values: Sequence[float], digits: int) -> str:
+    clean = [v for v in values if v is not None and not math.isnan(v)]
+    if not clean:
+        return "-"
+    series = pd.Series(clean, dtype=float)
+    mean = f"{series.mean():.{digits}f}"
+    return mean if len(clean) == 1 else f"{mean} ± {series.std(ddof=1):.{digits}f}"
+
+
+def _header(name: str, info: dict[str, Any]) -> str:
+    label = info.get("label", name)
+    unit = info.get("unit", "")
+    return f"{label} ({unit})" if unit and unit != "%" else label
+
+
+def _gap(ok: pd.DataFrame, row: pd.Series) -> float | None:
+    """Mean |metric - retrain's| over UA, MIA, RA, TA for one record (same seed and setting)."""
+    same = ok[
+        (ok.unlearner == "retrain")
+        & (~ok.unprune)
+        & (ok.seed == row.seed)
+        & (ok.pruner == row.pruner)
+        & (ok.sparsity_target == row.sparsity_target)
+        & (ok.forget_set == row.forget_set)
+    ]
+    if same.empty:
+        return None
+    ref = same.iloc[0].metrics
+    gaps = [abs(row.metrics[m] - ref[m]) for m in GAP_METRICS if row.metrics.get(m) is not None and ref.get(m) is not None]
+    return sum(gaps) / len(gaps) if len(gaps) == len(GAP_METRICS) else None
+
+
+def render(records: Iterable[dict[str, Any]]) -> str:
+    """Markdown for every group of comparable records, or a note that there are none."""
+    frame = pd.DataFrame(list(records))
+    if frame.empty:
+        return "_No results._\n"
+    failed = frame[frame.status != "ok"]
+    ok = frame[frame.status == "ok"].copy()
+    parts = []
+    group_keys = ["protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target"]
+    if not ok.empty:
+        ok["gap"] = [_gap(ok, row) for row in ok.itertuples()]
+        for key, group in ok.groupby(group_keys, sort=True):
+            parts.append(_render_group(dict(zip(group_keys, key, strict=True)), group))
+    if not failed.empty:
+        lines = ["### Failed rows", ""]
+        for row in failed.itertuples():
+            lines.append(
+                f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
+                f"{' + un-prune' if row.unprune else ''} / seed {row.seed}: {row.error}"
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
+    info: dict[str, Any] = {}
+    for row_info in group.metric_info:
+        info.update(row_info or {})
+    metric_names = list(info)
+    table_rows = []
+    for (unlearner, unprune), sub in group.groupby(["unlearner", "unprune"], sort=False):
+        cells: dict[str, Any] = {
+            "Method": unlearner + (" + un-prune" if unprune else ""),
+            "Sparsity": _fmt(list(sub.sparsity), 3),
+        }
+        for name in metric_names:
+            cells[_header(name, info[name])] = _fmt([m.get(name) for m in sub.metrics], 2 if name != "rte" else 3)
+        cells["Gap"] = _fmt([g for g in sub.gap if g is not None], 2)
+        cells["Seeds"] = sub.seed.nunique()
+        order = (REFERENCE_ORDER.get(unlearner, 2), unlearner, unprune)
+        table_rows.append((order, cells))
+    table_rows.sort(key=lambda item: item[0])
+    table = pd.DataFrame([cells for _, cells in table_rows])
+    first = group.iloc[0]
+    devices = ", ".join(sorted(set(group.device)))
+    commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
+    title = (
+        f"### {key['protocol']} v{key['protocol_version']} · forget `{key['forget_set']}` "
+        f"({first.forget_kind}, {first.forget_size} examples) · {key['pruner']} @ {key['sparsity_target']}"
+    )
+    caption = (
+        f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
+        f"model {first.model} · device {devices} · commit {commits} · "
+        f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean |Δ| to retrain "
+        "over UA, MIA-Efficacy, RA, TA; RTE in minutes on the device shown."
+    )
+    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n"

@@ -1,0 +1,594 @@
+"""The run: prepare data and forget sets -> train the original -> prune -> references ->
+unlearn -> un-prune -> evaluate, every stage cached as an artifact keyed by its inputs.
+
+Rows are (seed, pruner, sparsity, forget set, unlearner, un-prune). A component that raises
+turns the rows that depend on it into failed rows; every other row and every finished artifact
+survives, and a second run recomputes nothing already done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearnbench.artifacts import Artifact, ArtifactStore, artifact_key
+from unlearnbench.components import (
+    Component,
+    Metric,
+    Pruner,
+    PruneTask,
+    Unlearner,
+    UnlearnTask,
+    Unpruner,
+    UnpruneTask,
+)
+from unlearnbench.data import ImageSplit
+from unlearnbench.engine import Engine
+from unlearnbench.evaluation import EvalContext, References
+from unlearnbench.events import ResultReady, StageFinished
+from unlearnbench.forget import ForgetSet, draw_forget_set, retain_indices
+from unlearnbench.masks import Mask
+from unlearnbench.progress import NullProgress, ProgressSink
+from unlearnbench.protocol import Protocol
+from unlearnbench.pruning import check_sparsity, scope_parameter_names
+from unlearnbench.registry import Registry
+from unlearnbench.results import ResultsFile, environment_info, software_versions
+from unlearnbench.splits import PreparedData, prepare
+from unlearnbench.typed_config import to_dict
+
+log = logging.getLogger(__name__)
+
+ORIGINAL = "original"
+RESULT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how to run: output folder, device, data root, whether to download."""
+
+    out: Path
+    device: str = "cpu"
+    data_root: Path | None = None
+    download: bool = True
+
+
+@dataclass(frozen=True)
+class Row:
+    seed: int
+    pruner: str
+    sparsity: float
+    forget: str
+    unlearner: str
+    unprune: bool
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A model stage's output: weights, mask (None when dense), key and measured runtime."""
+
+    key: str
+    state: dict[str, torch.Tensor]
+    mask: Mask | None
+    runtime_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def component_id(component: Component) -> dict[str, Any]:
+    """What identifies a configured component in cache keys and results."""
+    return {"name": component.name, "version": component.version, "params": to_dict(component.params)}
+
+
+class StageFailed(Exception):
+    """A shared stage failed earlier in this run; rows that need it fail with its message."""
+
+
+class Pipeline:
+    """Runs one protocol's row matrix; construct, then iterate :meth:`run` or call it."""
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        registry: Registry,
+        settings: RunSettings,
+        *,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.registry = registry
+        self.settings = settings
+        self.progress = progress or NullProgress()
+        self.hook = registry.host.hook
+        self.store = ArtifactStore(settings.out / "artifacts")
+        self.results = ResultsFile(settings.out / "results.jsonl")
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        # Build every component first, so a bad name or parameter fails before any work.
+        p = protocol
+        self.dataset_plugin = registry.create("dataset", p.data.dataset, p.data.params)
+        self.model_plugin = registry.create("model", p.model.name, p.model.params)
+        self.pruners: dict[str, Pruner] = {
+            n: registry.create("pruner", n, p.prune.params.get(n)) for n in p.prune.pruners
+        }  # type: ignore[misc]
+        self.unlearners: dict[str, Unlearner] = {
+            n: registry.create("unlearner", n, p.unlearn.params.get(n)) for n in p.unlearn.unlearners
+        }  # type: ignore[misc]
+        if ORIGINAL in self.unlearners:
+            raise ValueError(f"{ORIGINAL!r} is reserved for the reference row")
+        self.unpruner: Unpruner | None = None
+        if True in p.unprune.modes:
+            self.unpruner = registry.create(
+                "unpruner", p.unprune.unpruner, p.unprune.params.get(p.unprune.unpruner)
+            )  # type: ignore[assignment]
+        self.metrics: dict[str, Metric] = {
+            n: registry.create("metric", n, p.evaluate.params.get(n)) for n in p.evaluate.metrics
+        }  # type: ignore[misc]
+        for kind, table in (
+            ("pruner", p.prune.params),
+            ("unlearner", p.unlearn.params),
+            ("unpruner", p.unprune.params),
+            ("metric", p.evaluate.params),
+        ):
+            for name, params in table.items():
+                registry.create(kind, name, params)
+        for sparsity in p.prune.sparsities:
+            check_sparsity(sparsity)
+        self.engine = Engine(settings.device, (0.0,), (1.0,), progress=self.progress)
+        self._data: PreparedData | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # data
+    # ------------------------------------------------------------------------------------------
+    @property
+    def data(self) -> PreparedData:
+        if self._data is None:
+            p = self.protocol
+            root = self.settings.data_root
+            splits = self.dataset_plugin.load(root, download=self.settings.download)  # type: ignore[attr-defined]
+            log.info("dataset %s: copy %s read from %s", p.data.dataset, splits.copy, splits.location)
+            prepared = prepare(splits, p.data.holdout_fraction, p.data.split_seed, p.data.limit)
+            device = self.engine.device
+            self._data = PreparedData(
+                prepared.dataset, prepared.pool.to(device), prepared.val.to(device), prepared.test.to(device)
+            )
+            self.engine = Engine(device, splits.mean, splits.std, progress=self.progress)
+        return self._data
+
+    def data_id(self) -> dict[str, Any]:
+        d = self.data
+        return {
+            "dataset": component_id(self.dataset_plugin),
+            "copy": d.dataset.copy,
+            "holdout_fraction": self.protocol.data.holdout_fraction,
+            "split_seed": self.protocol.data.split_seed,
+            "limit": self.protocol.data.limit,
+            "sizes": [len(d.pool), len(d.val), len(d.test)],
+        }
+
+    def forget_set(self, name: str) -> ForgetSet:
+        key = ("forget", name)
+        if key not in self._memo:
+            spec = next(s for s in self.protocol.forget if s.name == name)
+            self._memo[key] = draw_forget_set(spec, self.data.pool, self.data.dataset.num_classes)
+        return self._memo[key]
+
+    def splits_for(self, forget: ForgetSet) -> dict[str, ImageSplit]:
+        pool, test = self.data.pool, self.data.test
+        device = pool.labels.device
+        forget_split = pool.subset(forget.indices.to(device))
+        retain_split = pool.subset(retain_indices(len(pool), forget).to(device))
+        if forget.forgotten_classes:
+            gone = torch.isin(test.labels, torch.tensor(forget.forgotten_classes, device=device))
+            kept_test = test.subset(torch.nonzero(~gone).flatten())
+            forget_test = test.subset(torch.nonzero(gone).flatten())
+        else:
+            kept_test, forget_test = test, test.head(0)
+        return {"forget": forget_split, "retain": retain_split, "test": kept_test, "forget_test": forget_test}
+
+    # ------------------------------------------------------------------------------------------
+    # models and artifacts
+    # ------------------------------------------------------------------------------------------
+    def new_model_factory(self, seed: int) -> Callable[[], nn.Module]:
+        dataset = self.data.dataset
+
+        def build() -> nn.Module:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = self.model_plugin.build(  # type: ignore[attr-defined]
+                    num_classes=dataset.num_classes,
+                    in_channels=dataset.in_channels,
+                    image_size=dataset.image_size,
+                )
+            return self.engine.prepare(model)
+
+        return build
+
+    def load_model(self, seed: int, state: dict[str, torch.Tensor]) -> nn.Module:
+        model = self.new_model_factory(seed)()
+        model.load_state_dict(state)
+        return model
+
+    def scope(self, seed: int) -> frozenset[str]:
+        key = ("scope",)
+        if key not in self._memo:
+            self._memo[key] = scope_parameter_names(self.new_model_factory(seed)(), self.protocol.prune.scope)
+        return self._memo[key]
+
+    def _stage(
+        self,
+        stage: str,
+        component: str,
+        inputs: dict[str, Any],
+        compute: Callable[[], ModelArtifact | dict[str, Any]],
+    ) -> Artifact:
+        """The artifact of ``stage`` for ``inputs``: from the store, or computed and stored."""
+        key = artifact_key(stage, inputs)
+        memo_key = ("stage", key)
+        if memo_key in self._memo:
+            found = self._memo[memo_key]
+            if isinstance(found, StageFailed):
+                raise found
+            return found
+        artifact = self.store.get(stage, key)
+        reused = artifact is not None
+        if artifact is None:
+            start = time.perf_counter()
+            try:
+                produced = compute()
+            except Exception as exc:
+                failure = StageFailed(f"{stage} ({component}) failed: {type(exc).__name__}: {exc}")
+                failure.__cause__ = exc
+                self._memo[memo_key] = failure
+                log.error("%s", failure, exc_info=exc)
+                raise failure from exc
+            seconds = time.perf_counter() - start
+
+            def write(folder: Path) -> dict[str, Any]:
+                if isinstance(produced, ModelArtifact):
+                    torch.save(produced.state, folder / "model.pt")
+                    if produced.mask is not None:
+                        produced.mask.save(folder / "mask.pt")
+                    for name, value in produced.extra.items():
+                        torch.save(value, folder / f"{name}.pt")
+                    return {"runtime_s": seconds, "component": component}
+                return {"runtime_s": seconds, "component": component, "payload": produced}
+
+            artifact = self.store.put(stage, key, inputs, write)
+        self._memo[memo_key] = artifact
+        self.hook.unlearnbench_stage_finished(
+            event=StageFinished(stage, component, key, artifact.path, float(artifact.meta["runtime_s"]), reused)
+        )
+        return artifact
+
+    @staticmethod
+    def _read_model(artifact: Artifact) -> ModelArtifact:
+        state = torch.load(artifact.file("model.pt"), map_location="cpu", weights_only=True)
+        mask_file = artifact.file("mask.pt")
+        mask = Mask.load(mask_file) if mask_file.exists() else None
+        extra = {
+            f.stem: torch.load(f, map_location="cpu", weights_only=True)
+            for f in artifact.path.glob("*.pt")
+            if f.name not in ("model.pt", "mask.pt")
+        }
+        return ModelArtifact(artifact.key, state, mask, float(artifact.meta["runtime_s"]), extra)
+
+    def _model_stage(
+        self, stage: str, component: str, inputs: dict[str, Any], compute: Callable[[], ModelArtifact]
+    ) -> ModelArtifact:
+        memo_key = ("model", artifact_key(stage, inputs))
+        if memo_key not in self._memo:
+            self._memo[memo_key] = self._read_model(self._stage(stage, component, inputs, compute))
+        return self._memo[memo_key]
+
+    @staticmethod
+    def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    # --- dense training (the original, and the retain-set run for the retain topology) --------
+    def _dense_inputs(self, seed: int, forget: str | None) -> dict[str, Any]:
+        return {
+            "data": self.data_id(),
+            "model": component_id(self.model_plugin),
+            "recipe": to_dict(self.protocol.recipe),
+            "seed": seed,
+            "trained_on": "pool" if forget is None else {"retain_of": self.forget_set(forget).sha256},
+        }
+
+    def dense(self, seed: int, forget: str | None = None) -> ModelArtifact:
+        """Dense training on the pool (``forget`` None) or on the retain set of ``forget``."""
+        split = self.data.pool if forget is None else self.splits_for(self.forget_set(forget))["retain"]
+        recipe = self.protocol.recipe
+
+        def compute() -> ModelArtifact:
+            model = self.new_model_factory(seed)()
+            rewind: dict[str, dict[str, torch.Tensor]] = {}
+            if recipe.rewind_epoch == 0:
+                rewind["rewind"] = self._state(model)
+
+            def keep_rewind(epoch: int, m: nn.Module) -> None:
+                if epoch == recipe.rewind_epoch:
+                    rewind["rewind"] = self._state(m)
+
+            label = "train original" if forget is None else f"train on retain ({forget})"
+            self.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind)
+            return ModelArtifact("", self._state(model), None, 0.0, rewind)
+
+        stage = "original" if forget is None else "retain-dense"
+        return self._model_stage(stage, self.model_plugin.name, self._dense_inputs(seed, forget), compute)
+
+    # --- pruning -----------------------------------------------------------------------------
+    def prune_task(self, seed: int, sparsity: float, data: ImageSplit, rewind: Any) -> PruneTask:
+        return PruneTask(
+            sparsity=sparsity,
+            scope=self.scope(seed),
+            data=data,
+            engine=self.engine,
+            recipe=self.protocol.recipe,
+            new_model=self.new_model_factory(seed),
+            rewind_state=rewind,
+            seed=seed,
+        )
+
+    def _prune_inputs(self, seed: int, pruner: str, sparsity: float, forget: str | None) -> dict[str, Any]:
+        return {
+            "parent": artifact_key("original" if forget is None else "retain-dense", self._dense_inputs(seed, forget)),
+            "pruner": component_id(self.pruners[pruner]),
+            "sparsity": sparsity,
+            "scope": self.protocol.prune.scope,
+        }
+
+    def pruned(self, seed: int, pruner: str, sparsity: float, forget: str | None = None) -> ModelArtifact:
+        """The pruned original (``forget`` None), or the retain-set topology of ``forget``."""
+        dense = self.dense(seed, forget)
+        if sparsity == 0.0:
+            return dense
+        data = self.data.pool if forget is None else self.splits_for(self.forget_set(forget))["retain"]
+
+        def compute() -> ModelArtifact:
+            model = self.load_model(seed, dense.state)
+            task = self.prune_task(seed, sparsity, data, dense.extra.get("rewind"))
+            outcome = self.pruners[pruner].prune(model, task)
+            outcome.mask.apply_(outcome.model)
+            return ModelArtifact("", self._state(outcome.model), outcome.mask.to("cpu"), 0.0)
+
+        stage = "prune" if forget is None else "retain-topology"
+        return self._model_stage(stage, pruner, self._prune_inputs(seed, pruner, sparsity, forget), compute)
+
+    # --- unlearning and un-pruning -------------------------------------------------------------
+    def unlearn_task(self, seed: int, forget: str, mask: Mask | None) -> UnlearnTask:
+        splits = self.splits_for(self.forget_set(forget))
+        return UnlearnTask(
+            forget=splits["forget"],
+            retain=splits["retain"],
+            mask=mask,
+            engine=self.engine,
+            recipe=self.protocol.recipe,
+            new_model=self.new_model_factory(seed),
+            num_classes=self.data.dataset.num_classes,
+            seed=seed,
+        )
+
+    def _unlearner(self, name: str) -> Unlearner:
+        if name not in self.unlearners:
+            self.unlearners[name] = self.registry.create(  # type: ignore[assignment]
+                "unlearner", name, self.protocol.unlearn.params.get(name)
+            )
+        return self.unlearners[name]
+
+    def unlearned(self, row: Row) -> ModelArtifact:
+        """The row's unlearned model, inside the pruned mask or through un-pruning."""
+        start = self.pruned(row.seed, row.pruner, row.sparsity)
+        unlearner = self._unlearner(row.unlearner)
+        inputs = {
+            "parent": start.key,
+            "forget": self.forget_set(row.forget).sha256,
+            "unlearner": component_id(unlearner),
+            "seed": row.seed,
+        }
+        mask = start.mask
+        if not row.unprune:
+
+            def compute() -> ModelArtifact:
+                model = self.load_model(row.seed, start.state)
+                out = unlearner.unlearn(model, self.unlearn_task(row.seed, row.forget, mask))
+                return self._enforce(out, mask, unlearner.name)
+
+            return self._model_stage("unlearn", unlearner.name, inputs, compute)
+
+        assert self.unpruner is not None and mask is not None
+        unpruner, pruner = self.unpruner, self.pruners[row.pruner]
+        dense = self.dense(row.seed)
+        inputs = {**inputs, "dense": dense.key, "unpruner": component_id(unpruner)}
+
+        def compute_unprune() -> ModelArtifact:
+            splits = self.splits_for(self.forget_set(row.forget))
+            task = UnpruneTask(
+                dense_model=self.load_model(row.seed, dense.state),
+                pruned_model=self.load_model(row.seed, start.state),
+                mask=mask,
+                pruner=pruner,
+                retain_prune_task=self.prune_task(row.seed, row.sparsity, splits["retain"], None),
+                unlearner=unlearner,
+                unlearn_task=self.unlearn_task(row.seed, row.forget, None),
+            )
+            outcome = unpruner.unprune(task)
+            return self._enforce(outcome.model, outcome.mask, unpruner.name)
+
+        return self._model_stage("unprune", unpruner.name, inputs, compute_unprune)
+
+    def _enforce(self, model: nn.Module, mask: Mask | None, who: str) -> ModelArtifact:
+        """Re-apply ``mask`` so pruned weights are exactly zero whatever the component did."""
+        fixed: dict[str, int] = {}
+        if mask is not None:
+            fixed = mask.violations(model)
+            if fixed:
+                log.warning("%s left %d pruned weights nonzero; re-masked", who, sum(fixed.values()))
+            mask.apply_(model)
+        return ModelArtifact("", self._state(model), None if mask is None else mask.to("cpu"), 0.0)
+
+    # ------------------------------------------------------------------------------------------
+    # evaluation and rows
+    # ------------------------------------------------------------------------------------------
+    def rows(self) -> list[Row]:
+        p = self.protocol
+        out = []
+        for seed in p.seeds:
+            for pruner in p.prune.pruners:
+                for sparsity in p.prune.sparsities:
+                    for spec in p.forget:
+                        out.append(Row(seed, pruner, sparsity, spec.name, ORIGINAL, False))
+                        for unlearner in p.unlearn.unlearners:
+                            for mode in p.unprune.modes:
+                                if mode and sparsity == 0.0:
+                                    continue
+                                out.append(Row(seed, pruner, sparsity, spec.name, unlearner, mode))
+        return out
+
+    def references(self, row: Row) -> References:
+        def original_model() -> nn.Module:
+            return self.load_model(row.seed, self.pruned(row.seed, row.pruner, row.sparsity).state)
+
+        def retrain_model() -> nn.Module:
+            ref = self.unlearned(Row(row.seed, row.pruner, row.sparsity, row.forget, "retrain", False))
+            return self.load_model(row.seed, ref.state)
+
+        def retain_topology() -> Mask | None:
+            if row.sparsity == 0.0:
+                return None
+            return self.pruned(row.seed, row.pruner, row.sparsity, row.forget).mask
+
+        return References(original_model, retrain_model, retain_topology)
+
+    def evaluate(self, row: Row) -> dict[str, Any]:
+        if row.unlearner == ORIGINAL:
+            model_art, runtime = self.pruned(row.seed, row.pruner, row.sparsity), None
+        else:
+            model_art = self.unlearned(row)
+            runtime = model_art.runtime_s
+        forget = self.forget_set(row.forget)
+        inputs = {
+            "model": model_art.key,
+            "forget": forget.sha256,
+            "data": self.data_id(),
+            "metrics": [component_id(m) for m in self.metrics.values()],
+            "references": self._reference_keys(row),
+        }
+
+        def compute() -> dict[str, Any]:
+            ctx = EvalContext(
+                model=self.load_model(row.seed, model_art.state),
+                mask=model_art.mask,
+                splits=self.splits_for(forget),
+                engine=self.engine,
+                references=self.references(row),
+                runtime_s=runtime,
+                forget_kind=forget.spec.kind,
+            )
+            values = {}
+            for name, metric in self.metrics.items():
+                value = metric.compute(ctx)
+                values[name] = None if value is None else float(value)
+            return {"metrics": values}
+
+        artifact = self._stage("evaluate", "metrics", inputs, compute)
+        return {"metrics": artifact.meta["payload"]["metrics"], "model": model_art, "eval_key": artifact.key}
+
+    def _reference_keys(self, row: Row) -> dict[str, Any]:
+        if row.sparsity == 0.0:
+            return {}
+        return {"retain_topology": artifact_key("retain-topology", self._prune_inputs(row.seed, row.pruner, row.sparsity, row.forget))}
+
+    def record(self, row: Row) -> dict[str, Any]:
+        """The result row: evaluated, or failed with the error that stopped it."""
+        p = self.protocol
+        forget = self.forget_set(row.forget)
+        record: dict[str, Any] = {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "protocol": p.name,
+            "protocol_version": p.version,
+            "protocol_hash": p.hash,
+            "dataset": p.data.dataset,
+            "data_copy": self.data.dataset.copy,
+            "model": p.model.name,
+            "forget_set": row.forget,
+            "forget_kind": forget.spec.kind,
+            "forget_size": len(forget.indices),
+            "forget_sha256": forget.sha256,
+            "pruner": row.pruner,
+            "sparsity_target": row.sparsity,
+            "unlearner": row.unlearner,
+            "unprune": row.unprune,
+            "unpruner": self.unpruner.name if row.unprune and self.unpruner else None,
+            "seed": row.seed,
+        }
+        record["row_id"] = artifact_key("row", {k: record[k] for k in (
+            "protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target",
+            "unlearner", "unprune", "seed")})
+        record["versions"] = {**software_versions(), **self._versions(row)}
+        record.update(environment_info(self.engine.device))
+        try:
+            evaluated = self.evaluate(row)
+        except Exception as exc:
+            record.update(status="failed", error=f"{type(exc).__name__}: {exc}", metrics={})
+            log.debug("row failed:\n%s", traceback.format_exc())
+            return record
+        model_art: ModelArtifact = evaluated["model"]
+        mask = model_art.mask
+        record.update(
+            status="ok",
+            error=None,
+            sparsity=0.0 if mask is None else mask.sparsity(),
+            metrics=evaluated["metrics"],
+            metric_info={
+                n: {"label": m.label or n, "unit": m.unit, "version": m.version, "higher_is_better": m.higher_is_better}
+                for n, m in self.metrics.items()
+            },
+            runtime_s=self._runtimes(row),
+            params=self._params(row),
+        )
+        return record
+
+    def _versions(self, row: Row) -> dict[str, Any]:
+        components = {"dataset": self.dataset_plugin, "model": self.model_plugin, "pruner": self.pruners[row.pruner]}
+        if row.unlearner != ORIGINAL:
+            components["unlearner"] = self._unlearner(row.unlearner)
+        if row.unprune and self.unpruner is not None:
+            components["unpruner"] = self.unpruner
+        found = {k: f"{c.name}@{c.version}" for k, c in components.items()}
+        found["metrics"] = {n: m.version for n, m in self.metrics.items()}
+        return found
+
+    def _params(self, row: Row) -> dict[str, Any]:
+        params = {"pruner": to_dict(self.pruners[row.pruner].params)}
+        if row.unlearner != ORIGINAL:
+            params["unlearner"] = to_dict(self._unlearner(row.unlearner).params)
+        if row.unprune and self.unpruner is not None:
+            params["unpruner"] = to_dict(self.unpruner.params)
+        return params
+
+    def _runtimes(self, row: Row) -> dict[str, float]:
+        times = {"original": self.dense(row.seed).runtime_s}
+        if row.sparsity > 0:
+            times["prune"] = self.pruned(row.seed, row.pruner, row.sparsity).runtime_s
+        if row.unlearner != ORIGINAL:
+            stage = "unprune" if row.unprune else "unlearn"
+            times[stage] = self.unlearned(row).runtime_s
+        return times
+
+    def run(self) -> Iterator[dict[str, Any]]:
+        """Evaluate every row, writing each record to ``results.jsonl`` as it completes."""
+        rows = self.rows()
+        task = self.progress.start(f"{self.protocol.name}: rows", len(rows))
+        for row in rows:
+            record = self.record(row)
+            self.results.put(record)
+            self.hook.unlearnbench_result_ready(event=ResultReady(record, self.results.path))
+            self.progress.advance(task)
+            yield record
+        self.progress.finish(task)

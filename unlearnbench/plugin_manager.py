@@ -1,0 +1,111 @@
+"""Discovers plugins through the ``unlearnbench`` entry-point group, one at a time.
+
+pluggy's own loader stops at the first broken entry point; here each is loaded in its own
+``try`` and a failure is recorded against that plugin, so the others still load. Setting
+``UNLEARNBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (tests register plugins by hand);
+``UNLEARNBENCH_PLUGINS=a,b`` loads only the named entry points.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+
+import pluggy
+
+from unlearnbench import hookspecs
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "unlearnbench"
+DISABLE_AUTOLOAD_ENV = "UNLEARNBENCH_DISABLE_PLUGIN_AUTOLOAD"
+ONLY_PLUGINS_ENV = "UNLEARNBENCH_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin as loaded (or not): ``error`` holds the load failure, if any."""
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    error: str | None = None
+
+
+def autoload_enabled() -> bool:
+    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes"}
+
+
+def discovered_entry_points() -> list[EntryPoint]:
+    """Entry points of the group, filtered by ``UNLEARNBENCH_PLUGINS`` when set."""
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    only = os.environ.get(ONLY_PLUGINS_ENV, "").strip()
+    if only:
+        wanted = {name.strip() for name in only.split(",") if name.strip()}
+        found = [ep for ep in found if ep.name in wanted]
+    return found
+
+
+class PluginHost:
+    """A pluggy manager plus a record of every plugin it tried to load."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        return self.manager.hook
+
+    def infos(self) -> list[PluginInfo]:
+        return list(self._infos.values())
+
+    def record_error(self, name: str, error: str) -> None:
+        """Mark plugin ``name`` as failed (e.g. its register hook raised)."""
+        info = self._infos.get(name)
+        if info is not None:
+            merged = error if info.error is None else f"{info.error}; {error}"
+            self._infos[name] = PluginInfo(info.name, info.module, info.distribution, info.version, merged)
+        log.warning("plugin %s: %s", name, error)
+
+    def register(self, module: ModuleType | object, name: str | None = None) -> None:
+        """Register an already imported plugin object (a module of hook implementations)."""
+        plugin_name = name or getattr(module, "__name__", repr(module))
+        self.manager.register(module, name=plugin_name)
+        self._infos[plugin_name] = PluginInfo(plugin_name, getattr(module, "__name__", "?"), None, None)
+
+    def load_entry_points(self, eps: Iterable[EntryPoint]) -> None:
+        """Import and register each entry point on its own; failures are recorded, not raised."""
+        for ep in eps:
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            dist_version = dist.version if dist is not None else None
+            if self.manager.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.manager.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not take the others down
+                error = f"{type(exc).__name__}: {exc}"
+                self._infos[ep.name] = PluginInfo(ep.name, ep.value, dist_name, dist_version, error)
+                log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, error)
+                continue
+            self._infos[ep.name] = PluginInfo(ep.name, ep.value, dist_name, dist_version)
+
+
+def create_host(
+    *, autoload: bool | None = None, plugins: Sequence[ModuleType | object] = ()
+) -> PluginHost:
+    """A host with the installed entry points (unless autoload is off) and ``plugins`` registered."""
+    host = PluginHost()
+    if autoload if autoload is not None else autoload_enabled():
+        host.load_entry_points(discovered_entry_points())
+    for plugin in plugins:
+        host.register(plugin)
+    return host
