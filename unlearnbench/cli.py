@@ -104,10 +104,16 @@ def resolve_device(device: str) -> str:
 @cli.command()
 @click.argument("protocol", default=DEFAULT_PROTOCOL)
 @click.option("--pruner", "pruners", multiple=True, help="Pruner(s) to run (default: the protocol's).")
-@click.option("--sparsity", "sparsities", multiple=True, help="Target sparsity in [0, 1); repeat or comma-separate.")
-@click.option("--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's).")
+@click.option(
+    "--sparsity", "sparsities", multiple=True, help="Target sparsity in [0, 1); repeat or comma-separate."
+)
+@click.option(
+    "--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's)."
+)
 @click.option("--metric", "metrics", multiple=True, help="Metric(s) to compute (default: the protocol's).")
-@click.option("--unprune/--no-unprune", default=None, help="Only with / only without un-pruning (default: both).")
+@click.option(
+    "--unprune/--no-unprune", default=None, help="Only with / only without un-pruning (default: both)."
+)
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) (default: the protocol's).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy.")
@@ -168,8 +174,9 @@ def run(
     failed = [r for r in records if r["status"] != "ok"]
     console.print(
         f"{len(records)} rows ({len(failed)} failed) in {time.perf_counter() - started:.1f} s · "
-        f"protocol {loaded.name} v{loaded.version} hash {loaded.short_hash} · data copy {records[0]['data_copy']} · "
-        f"device {records[0]['device']}\nresults: {pipeline.results.path}\nleaderboard: {board}",
+        f"protocol {loaded.name} v{loaded.version} hash {loaded.short_hash} · "
+        f"data copy {records[0]['data_copy']} · device {records[0]['device']}\n"
+        f"results: {pipeline.results.path}\nleaderboard: {board}",
         highlight=False,
     )
     if failed:
@@ -179,7 +186,9 @@ def run(
 def show_results(records: list[dict[str, Any]], metric_names: Sequence[str]) -> None:
     table = Table(title="results", show_lines=False)
     for column in ("forget", "pruner", "sparsity", "method", "seed", *metric_names, "status"):
-        table.add_column(column, justify="right" if column in metric_names or column == "sparsity" else "left")
+        table.add_column(
+            column, justify="right" if column in metric_names or column == "sparsity" else "left"
+        )
     for r in records:
         method = r["unlearner"] + (" + un-prune" if r["unprune"] else "")
         values = []
@@ -231,7 +240,11 @@ def protocols() -> None:
             table.add_row(name, "-", "-", "-", "-", f"[red]{exc}[/]")
             continue
         table.add_row(
-            loaded.name, str(loaded.version), loaded.short_hash, loaded.data.dataset, loaded.model.name,
+            loaded.name,
+            str(loaded.version),
+            loaded.short_hash,
+            loaded.data.dataset,
+            loaded.model.name,
             loaded.description,
         )
     console.print(table)

@@ -205,9 +205,7 @@ class Engine:
 
         params = dict(model.named_parameters())
         keep = (
-            {}
-            if mask is None
-            else {n: t.to(self.device, params[n].dtype) for n, t in mask.tensors.items()}
+            {} if mask is None else {n: t.to(self.device, params[n].dtype) for n, t in mask.tensors.items()}
         )
         if mask is not None:
             mask.apply_(model)

@@ -35,6 +35,7 @@ class EvalContext:
     ``splits``: ``forget``, ``retain``, ``test`` (without the forgotten classes for class-wise
     forgetting, as the reference) and ``forget_test`` (the test examples of forgotten classes;
     empty for random forgetting). ``runtime_s`` is the unlearning time (None for references).
+    ``structured`` is True when the mask comes from a structured (channel) pruner.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class EvalContext:
         references: References,
         runtime_s: float | None,
         forget_kind: str,
+        structured: bool = False,
     ) -> None:
         self.model = model
         self.mask = mask
@@ -55,6 +57,7 @@ class EvalContext:
         self.references = references
         self.runtime_s = runtime_s
         self.forget_kind = forget_kind
+        self.structured = structured
         self._logits: dict[str, torch.Tensor] = {}
 
     def logits(self, split: str) -> torch.Tensor:

@@ -43,9 +43,7 @@ def draw_forget_set(spec: ForgetSpec, pool: ImageSplit, num_classes: int) -> For
     labels = pool.labels.cpu()
     for cls in spec.classes:
         if not 0 <= cls < num_classes:
-            raise InvalidValueError(
-                f"forget set {spec.name!r}: class {cls} is outside 0..{num_classes - 1}"
-            )
+            raise InvalidValueError(f"forget set {spec.name!r}: class {cls} is outside 0..{num_classes - 1}")
     generator = torch.Generator().manual_seed(spec.seed)
     if spec.kind == "random":
         n = _amount(spec, len(labels), "a training pool")

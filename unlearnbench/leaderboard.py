@@ -46,7 +46,11 @@ def _gap(ok: pd.DataFrame, row: pd.Series) -> float | None:
     if same.empty:
         return None
     ref = same.iloc[0].metrics
-    gaps = [abs(row.metrics[m] - ref[m]) for m in GAP_METRICS if row.metrics.get(m) is not None and ref.get(m) is not None]
+    gaps = [
+        abs(row.metrics[m] - ref[m])
+        for m in GAP_METRICS
+        if row.metrics.get(m) is not None and ref.get(m) is not None
+    ]
     return sum(gaps) / len(gaps) if len(gaps) == len(GAP_METRICS) else None
 
 
@@ -86,7 +90,9 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
         for name in metric_names:
-            cells[_header(name, info[name])] = _fmt([m.get(name) for m in sub.metrics], 2 if name != "rte" else 3)
+            cells[_header(name, info[name])] = _fmt(
+                [m.get(name) for m in sub.metrics], 2 if name != "rte" else 3
+            )
         cells["Gap"] = _fmt([g for g in sub.gap if g is not None], 2)
         cells["Seeds"] = sub.seed.nunique()
         order = (REFERENCE_ORDER.get(unlearner, 2), unlearner, unprune)

@@ -128,6 +128,53 @@ class Mask:
             out[name] = 1.0 if union == 0 else int((a & b).sum()) / union
         return out
 
+    # --- filter-level views (structured pruning) ---------------------------------------------
+    def filter_kept(self, name: str) -> torch.Tensor:
+        """Bool [out]: whether each output filter (slice along dim 0) of ``name`` keeps any entry."""
+        tensor = self.tensors[name]
+        return tensor.reshape(tensor.shape[0], -1).any(dim=1) if tensor.dim() else tensor.reshape(1)
+
+    def channel_sparsity(self) -> dict[str, float]:
+        """Fraction of output filters with every entry pruned, for each scoped parameter."""
+        out = {}
+        for name in sorted(self.scope):
+            kept = self.filter_kept(name)
+            out[name] = 1.0 - float(kept.sum()) / kept.numel() if kept.numel() else 0.0
+        return out
+
+    def filter_sparsity(self) -> float:
+        """Fraction of all scoped output filters with every entry pruned."""
+        kept = [self.filter_kept(name) for name in sorted(self.scope)]
+        total = sum(k.numel() for k in kept)
+        return 0.0 if total == 0 else 1.0 - sum(int(k.sum()) for k in kept) / total
+
+    def _filter_counts(self, other: Mask) -> dict[str, tuple[int, int, int]]:
+        """Per scoped layer: (|kept_a & kept_b|, |kept_a | kept_b|, |kept_b|) over filter indices."""
+        counts = {}
+        for name in self._common(other):
+            a, b = self.filter_kept(name), other.filter_kept(name)
+            counts[name] = (int((a & b).sum()), int((a | b).sum()), int(b.sum()))
+        return counts
+
+    def layer_filter_iou(self, other: Mask) -> dict[str, float]:
+        """IoU of the kept filter indices of every scoped layer (1.0 where both keep none)."""
+        return {
+            name: 1.0 if union == 0 else inter / union
+            for name, (inter, union, _) in self._filter_counts(other).items()
+        }
+
+    def filter_iou(self, other: Mask) -> float:
+        """Kept-filter IoU pooled over the scope: sum of intersections / sum of unions."""
+        counts = self._filter_counts(other).values()
+        union = sum(c[1] for c in counts)
+        return 1.0 if union == 0 else sum(c[0] for c in counts) / union
+
+    def filter_iom(self, reference: Mask) -> float:
+        """Fraction of ``reference``'s kept filters (pooled over the scope) that this mask keeps."""
+        counts = self._filter_counts(reference).values()
+        kept_ref = sum(c[2] for c in counts)
+        return 1.0 if kept_ref == 0 else sum(c[0] for c in counts) / kept_ref
+
     # --- persistence -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, object]:
         return {"tensors": {n: t.cpu() for n, t in self.tensors.items()}, "scope": sorted(self.scope)}

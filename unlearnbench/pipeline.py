@@ -262,7 +262,9 @@ class Pipeline:
             artifact = self.store.put(stage, key, inputs, write)
         self._memo[memo_key] = artifact
         self.hook.unlearnbench_stage_finished(
-            event=StageFinished(stage, component, key, artifact.path, float(artifact.meta["runtime_s"]), reused)
+            event=StageFinished(
+                stage, component, key, artifact.path, float(artifact.meta["runtime_s"]), reused
+            )
         )
         return artifact
 
@@ -337,7 +339,9 @@ class Pipeline:
 
     def _prune_inputs(self, seed: int, pruner: str, sparsity: float, forget: str | None) -> dict[str, Any]:
         return {
-            "parent": artifact_key("original" if forget is None else "retain-dense", self._dense_inputs(seed, forget)),
+            "parent": artifact_key(
+                "original" if forget is None else "retain-dense", self._dense_inputs(seed, forget)
+            ),
             "pruner": component_id(self.pruners[pruner]),
             "sparsity": sparsity,
             "scope": self.protocol.prune.scope,
@@ -489,6 +493,7 @@ class Pipeline:
                 references=self.references(row),
                 runtime_s=runtime,
                 forget_kind=forget.spec.kind,
+                structured=self.pruners[row.pruner].structured,
             )
             values = {}
             for name, metric in self.metrics.items():
@@ -502,7 +507,11 @@ class Pipeline:
     def _reference_keys(self, row: Row) -> dict[str, Any]:
         if row.sparsity == 0.0:
             return {}
-        return {"retain_topology": artifact_key("retain-topology", self._prune_inputs(row.seed, row.pruner, row.sparsity, row.forget))}
+        return {
+            "retain_topology": artifact_key(
+                "retain-topology", self._prune_inputs(row.seed, row.pruner, row.sparsity, row.forget)
+            )
+        }
 
     def record(self, row: Row) -> dict[str, Any]:
         """The result row: evaluated, or failed with the error that stopped it."""
@@ -527,9 +536,23 @@ class Pipeline:
             "unpruner": self.unpruner.name if row.unprune and self.unpruner else None,
             "seed": row.seed,
         }
-        record["row_id"] = artifact_key("row", {k: record[k] for k in (
-            "protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target",
-            "unlearner", "unprune", "seed")})
+        record["row_id"] = artifact_key(
+            "row",
+            {
+                k: record[k]
+                for k in (
+                    "protocol",
+                    "protocol_version",
+                    "protocol_hash",
+                    "forget_set",
+                    "pruner",
+                    "sparsity_target",
+                    "unlearner",
+                    "unprune",
+                    "seed",
+                )
+            },
+        )
         record["versions"] = {**software_versions(), **self._versions(row)}
         record.update(environment_info(self.engine.device))
         try:
@@ -544,9 +567,17 @@ class Pipeline:
             status="ok",
             error=None,
             sparsity=0.0 if mask is None else mask.sparsity(),
+            filter_sparsity=(
+                mask.filter_sparsity() if mask is not None and self.pruners[row.pruner].structured else None
+            ),
             metrics=evaluated["metrics"],
             metric_info={
-                n: {"label": m.label or n, "unit": m.unit, "version": m.version, "higher_is_better": m.higher_is_better}
+                n: {
+                    "label": m.label or n,
+                    "unit": m.unit,
+                    "version": m.version,
+                    "higher_is_better": m.higher_is_better,
+                }
                 for n, m in self.metrics.items()
             },
             runtime_s=self._runtimes(row),
@@ -555,7 +586,11 @@ class Pipeline:
         return record
 
     def _versions(self, row: Row) -> dict[str, Any]:
-        components = {"dataset": self.dataset_plugin, "model": self.model_plugin, "pruner": self.pruners[row.pruner]}
+        components = {
+            "dataset": self.dataset_plugin,
+            "model": self.model_plugin,
+            "pruner": self.pruners[row.pruner],
+        }
         if row.unlearner != ORIGINAL:
             components["unlearner"] = self._unlearner(row.unlearner)
         if row.unprune and self.unpruner is not None:

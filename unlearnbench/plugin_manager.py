@@ -99,9 +99,7 @@ class PluginHost:
             self._infos[ep.name] = PluginInfo(ep.name, ep.value, dist_name, dist_version)
 
 
-def create_host(
-    *, autoload: bool | None = None, plugins: Sequence[ModuleType | object] = ()
-) -> PluginHost:
+def create_host(*, autoload: bool | None = None, plugins: Sequence[ModuleType | object] = ()) -> PluginHost:
     """A host with the installed entry points (unless autoload is off) and ``plugins`` registered."""
     host = PluginHost()
     if autoload if autoload is not None else autoload_enabled():

@@ -43,22 +43,47 @@ def kept_count(total: int, sparsity: float) -> int:
     return int(min(total, max(0, math.floor(total * (1.0 - sparsity) + 0.5))))
 
 
-def global_topk_mask(
-    scores: dict[str, torch.Tensor], sparsity: float, scope: frozenset[str]
-) -> Mask:
+def global_topk_mask(scores: dict[str, torch.Tensor], sparsity: float, scope: frozenset[str]) -> Mask:
     """Keep the entries with the largest scores across all scoped parameters.
 
-    Exactly ``kept_count(total, sparsity)`` entries are kept; ties are broken by position.
+    Exactly ``kept_count(total, sparsity)`` entries are kept; ties go to the earlier position.
     """
+    return topk_mask(scores, sparsity, scope)
+
+
+def topk_mask(
+    scores: dict[str, torch.Tensor],
+    sparsity: float,
+    scope: frozenset[str],
+    *,
+    within: Mask | None = None,
+) -> Mask:
+    """Like :func:`global_topk_mask`, but ranked in float64 and optionally nested in ``within``.
+
+    Exactly ``kept_count(total, sparsity)`` entries are kept, chosen among the entries ``within``
+    keeps (all entries when it is None); ties go to the earlier position (stable sort over the
+    scope's parameters in sorted-name order). Raises if ``within`` keeps fewer entries than that.
+    """
+    check_sparsity(sparsity)
     names = sorted(scope)
-    flat = torch.cat([scores[n].detach().float().flatten().cpu() for n in names])
+    flat = torch.cat([scores[n].detach().to("cpu", torch.float64).flatten() for n in names])
+    if torch.isnan(flat).any():
+        raise InvalidValueError("pruning scores contain NaN")
     keep = kept_count(flat.numel(), sparsity)
+    if within is not None:
+        allowed = torch.cat([within.tensors[n].cpu().flatten() for n in names])
+        if int(allowed.sum()) < keep:
+            raise InvalidValueError(
+                f"cannot keep {keep} entries inside a mask that keeps only {int(allowed.sum())}"
+            )
+        flat = flat.masked_fill(~allowed, float("-inf"))
     chosen = torch.zeros(flat.numel(), dtype=torch.bool)
     if keep:
-        chosen[torch.topk(flat, keep, sorted=False).indices] = True
+        order = torch.sort(flat, descending=True, stable=True).indices
+        chosen[order[:keep]] = True
     tensors, offset = {}, 0
     for name in names:
         size = scores[name].numel()
-        tensors[name] = chosen[offset : offset + size].view_as(scores[name].cpu())
+        tensors[name] = chosen[offset : offset + size].view(tuple(scores[name].shape))
         offset += size
     return Mask(tensors=tensors, scope=scope)

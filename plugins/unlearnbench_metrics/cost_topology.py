@@ -25,7 +25,9 @@ class RunTimeEfficiency(Metric):
 class MaskIoURetainTopology(Metric):
     """IoU of the evaluated mask's kept set with the retain-set topology (train on the retain
     set, then prune with the same pruner): |m & m_r| / |m | m_r| over the pruned scope, the
-    overlap of the un-pruning work (Xiao et al., 2025, arXiv 2507.18725). None for dense models.
+    overlap of the un-pruning work (Xiao et al., 2025, arXiv 2507.18725). For structured masks
+    the IoU is over kept filters (per layer, summed), as that work compares channel topologies.
+    None for dense models.
     """
 
     name = "mask-iou"
@@ -37,4 +39,4 @@ class MaskIoURetainTopology(Metric):
         reference = ctx.references.retain_topology()
         if ctx.mask is None or reference is None:
             return None
-        return ctx.mask.iou(reference)
+        return ctx.mask.filter_iou(reference) if ctx.structured else ctx.mask.iou(reference)

@@ -39,6 +39,8 @@ class OneShotMagnitude(Pruner):
         if self.params.rewind and task.rewind_state is not None:
             model.load_state_dict(task.rewind_state)
         if self.params.retrain:
-            task.engine.fit(model, task.data, task.recipe, seed=task.seed, mask=mask, description="omp retrain")
+            task.engine.fit(
+                model, task.data, task.recipe, seed=task.seed, mask=mask, description="omp retrain"
+            )
         mask.apply_(model)
         return PruneOutcome(model, mask)

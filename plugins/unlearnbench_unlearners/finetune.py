@@ -18,7 +18,13 @@ def unlearning_recipe(task: UnlearnTask, epochs: int, lr: float) -> TrainRecipe:
     (its MultiStepLR milestones 91/136 are never reached in an unlearning run), with the
     protocol's batch size and augmentation."""
     return dataclasses.replace(
-        task.recipe, epochs=epochs, lr=lr, momentum=0.9, weight_decay=5e-4, schedule="constant", warmup_epochs=0
+        task.recipe,
+        epochs=epochs,
+        lr=lr,
+        momentum=0.9,
+        weight_decay=5e-4,
+        schedule="constant",
+        warmup_epochs=0,
     )
 
 

@@ -52,6 +52,11 @@ class RelaxUnlearnReprune(Unpruner):
                 warmup_epochs=0,
             )
             retain_task.engine.fit(
-                model, retain_task.data, recipe, seed=retain_task.seed, mask=mask, description="un-prune fine-tune"
+                model,
+                retain_task.data,
+                recipe,
+                seed=retain_task.seed,
+                mask=mask,
+                description="un-prune fine-tune",
             )
         return PruneOutcome(model, mask)

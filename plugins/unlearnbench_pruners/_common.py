@@ -1,0 +1,50 @@
+"""Steps the pruner plugins share: fresh initialisations, and rewinding and retraining under a mask."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from unlearnbench.components import PruneTask
+from unlearnbench.masks import Mask
+
+
+def fresh_model(task: PruneTask) -> nn.Module:
+    """``task.new_model()`` built under ``torch.manual_seed(task.seed)`` (the global CPU RNG is restored)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(task.seed)
+        model = task.new_model()
+    return task.engine.prepare(model)
+
+
+def rewind_and_retrain(
+    model: nn.Module,
+    mask: Mask,
+    task: PruneTask,
+    *,
+    rewind: bool,
+    retrain: bool,
+    epochs: int | None = None,
+    seed: int | None = None,
+    description: str = "retrain",
+) -> None:
+    """Optionally load ``task.rewind_state``, then train under ``mask``; pruned weights end at zero.
+
+    ``epochs`` overrides ``task.recipe.epochs`` (None keeps it); ``seed`` defaults to ``task.seed``.
+    """
+    if rewind and task.rewind_state is not None:
+        model.load_state_dict(task.rewind_state)
+    if retrain:
+        recipe = task.recipe if epochs is None else dataclasses.replace(task.recipe, epochs=epochs)
+        if recipe.epochs > 0:
+            task.engine.fit(
+                model,
+                task.data,
+                recipe,
+                seed=task.seed if seed is None else seed,
+                mask=mask,
+                description=description,
+            )
+    mask.apply_(model)

@@ -1,0 +1,56 @@
+"""Random global unstructured pruning: the control for the score-based pruners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unlearnbench.components import PruneOutcome, Pruner, PruneTask
+from unlearnbench.masks import Mask
+from unlearnbench.pruning import topk_mask
+from unlearnbench_pruners._common import rewind_and_retrain
+
+
+class RandomPruner(Pruner):
+    """Uniformly random global pruning, as Jia et al.'s ``main_imp.py --random_prune``
+    (``prune.global_unstructured(RandomUnstructured)``).
+
+    Scores are i.i.d. uniform draws from a CPU generator seeded by ``task.seed`` (parameters in
+    sorted-name order), so the kept set is a uniformly random subset of exactly
+    ``kept_count(total, s)`` scoped weights that depends only on the seed and the shapes. Then,
+    as OMP, the survivors are rewound to ``task.rewind_state`` (``rewind``) and retrained under
+    the mask with ``task.recipe`` (``retrain``). Deviation as OMP: no LR-schedule rewinding.
+    """
+
+    name = "random"
+    version = 1
+
+    @dataclass(frozen=True)
+    class Params:
+        rewind: bool = True
+        retrain: bool = True
+
+    def scores(self, model: nn.Module, task: PruneTask) -> dict[str, torch.Tensor]:
+        params = dict(model.named_parameters())
+        generator = torch.Generator().manual_seed(task.seed)
+        return {
+            name: torch.rand(params[name].shape, generator=generator, dtype=torch.float64)
+            for name in sorted(task.scope)
+        }
+
+    def select(self, scores: dict[str, torch.Tensor], task: PruneTask) -> Mask:
+        return topk_mask(scores, task.sparsity, task.scope)
+
+    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
+        mask = self.make_mask(model, task)
+        rewind_and_retrain(
+            model,
+            mask,
+            task,
+            rewind=self.params.rewind,
+            retrain=self.params.retrain,
+            description="random retrain",
+        )
+        return PruneOutcome(model, mask)
