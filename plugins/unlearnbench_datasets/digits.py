@@ -9,14 +9,7 @@ import torch
 
 from unlearnbench.components import DatasetPlugin
 from unlearnbench.data import DatasetSplits, ImageSplit
-
-
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images on the [0, 1] scale."""
-    scaled = images.double() / 255.0
-    mean = scaled.mean(dim=(0, 2, 3))
-    std = scaled.std(dim=(0, 2, 3)).clamp_min(1e-6)
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+from unlearnbench_datasets.common import channel_stats
 
 
 class Digits(DatasetPlugin):
