@@ -48,7 +48,7 @@ class RichProgress:
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
@@ -175,7 +175,8 @@ def run(
     console.print(
         f"{len(records)} rows ({len(failed)} failed) in {time.perf_counter() - started:.1f} s · "
         f"protocol {loaded.name} v{loaded.version} hash {loaded.short_hash} · "
-        f"data copy {records[0]['data_copy']} · device {records[0]['device']}\n"
+        f"data copy {records[0]['data_copy']} read from {pipeline.data.dataset.location} · "
+        f"device {records[0]['device']}\n"
         f"results: {pipeline.results.path}\nleaderboard: {board}",
         highlight=False,
     )

@@ -16,6 +16,7 @@ from torch import nn
 
 from unlearnbench.augment import normalize, random_crop, random_flip
 from unlearnbench.data import ImageSplit
+from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.masks import Mask
 from unlearnbench.progress import NullProgress, ProgressSink
 
@@ -49,6 +50,19 @@ class TrainRecipe:
     augment: bool = True
     crop_padding: int = 4
     rewind_epoch: int = 8
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise UnknownChoiceError("training schedule", self.schedule, SCHEDULES)
+        for name in ("epochs", "rewind_epoch", "warmup_epochs", "crop_padding"):
+            if getattr(self, name) < 0:
+                raise InvalidValueError(f"recipe {name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise InvalidValueError(f"recipe batch_size must be >= 1, got {self.batch_size}")
+        if self.lr < 0 or self.weight_decay < 0:
+            raise InvalidValueError(
+                f"recipe lr and weight_decay must be >= 0, got {self.lr}, {self.weight_decay}"
+            )
 
 
 def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
@@ -94,6 +108,8 @@ class Engine:
         self.progress = progress or NullProgress()
         self.eval_batch_size = eval_batch_size
         self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its kernels
 
     # --- model placement ---------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -204,38 +220,39 @@ class Engine:
                 return F.cross_entropy(m(x), y, label_smoothing=smoothing)
 
         params = dict(model.named_parameters())
-        keep = (
-            {} if mask is None else {n: t.to(self.device, params[n].dtype) for n, t in mask.tensors.items()}
-        )
+        masked = [] if mask is None else sorted(mask.tensors)
+        masked_params = [params[n] for n in masked]
+        drops = [~mask.tensors[n].to(self.device) for n in masked] if mask else []
         if mask is not None:
             mask.apply_(model)
         optimizer = self.optimizer(model, recipe)
         model.train()
         step = 0
         task = self.progress.start(description, recipe.epochs)
-        for epoch in range(recipe.epochs):
-            for x, y in epoch_batches(epoch):
-                factor = lr_factor(recipe, step, steps_per_epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = recipe.lr * factor
-                with self._autocast():
-                    loss = loss_fn(model, x, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                for name, k in keep.items():
-                    if params[name].grad is not None:
-                        params[name].grad.mul_(k)
-                optimizer.step()
-                if keep:
-                    with torch.no_grad():
-                        for name, k in keep.items():
-                            params[name].mul_(k)
-                step += 1
-            if not math.isfinite(float(loss.detach())):
-                log.warning("%s: loss is %s after epoch %d", description, float(loss), epoch + 1)
-            self.progress.advance(task)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, model)
+        with torch.enable_grad():  # references may be trained lazily from inside a no_grad metric
+            for epoch in range(recipe.epochs):
+                for x, y in epoch_batches(epoch):
+                    factor = lr_factor(recipe, step, steps_per_epoch)
+                    for group in optimizer.param_groups:
+                        group["lr"] = recipe.lr * factor
+                    with self._autocast():
+                        loss = loss_fn(model, x, y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    for param, drop in zip(masked_params, drops, strict=True):
+                        if param.grad is not None:
+                            param.grad.masked_fill_(drop, 0.0)
+                    optimizer.step()
+                    with torch.no_grad():  # masked_fill, not multiply: a pruned NaN must become 0
+                        for param, drop in zip(masked_params, drops, strict=True):
+                            param.masked_fill_(drop, 0.0)
+                    step += 1
+                last = float(loss.detach())
+                if not math.isfinite(last):
+                    log.warning("%s: loss is %s after epoch %d", description, last, epoch + 1)
+                self.progress.advance(task)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, model)
         self.progress.finish(task)
         model.eval()
 

@@ -41,6 +41,8 @@ def _amount(spec: ForgetSpec, available: int, where: str) -> int:
 def draw_forget_set(spec: ForgetSpec, pool: ImageSplit, num_classes: int) -> ForgetSet:
     """Draw ``spec`` from ``pool`` with a generator seeded by ``spec.seed``."""
     labels = pool.labels.cpu()
+    if len(set(spec.classes)) != len(spec.classes):
+        raise InvalidValueError(f"forget set {spec.name!r}: classes repeat: {list(spec.classes)}")
     for cls in spec.classes:
         if not 0 <= cls < num_classes:
             raise InvalidValueError(f"forget set {spec.name!r}: class {cls} is outside 0..{num_classes - 1}")

@@ -72,7 +72,7 @@ class Mask:
         with torch.no_grad():
             for name, keep in self.tensors.items():
                 param = params[name]
-                param.mul_(keep.to(device=param.device, dtype=param.dtype))
+                param.masked_fill_(~keep.to(param.device), 0.0)
 
     def violations(self, model: nn.Module) -> dict[str, int]:
         """Number of masked-out entries that are not exactly zero, by parameter."""

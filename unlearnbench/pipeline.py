@@ -389,12 +389,7 @@ class Pipeline:
         """The row's unlearned model, inside the pruned mask or through un-pruning."""
         start = self.pruned(row.seed, row.pruner, row.sparsity)
         unlearner = self._unlearner(row.unlearner)
-        inputs = {
-            "parent": start.key,
-            "forget": self.forget_set(row.forget).sha256,
-            "unlearner": component_id(unlearner),
-            "seed": row.seed,
-        }
+        inputs = self._unlearn_inputs(row)
         mask = start.mask
         if not row.unprune:
 
@@ -504,13 +499,29 @@ class Pipeline:
         artifact = self._stage("evaluate", "metrics", inputs, compute)
         return {"metrics": artifact.meta["payload"]["metrics"], "model": model_art, "eval_key": artifact.key}
 
-    def _reference_keys(self, row: Row) -> dict[str, Any]:
-        if row.sparsity == 0.0:
-            return {}
+    def _pruned_key(self, seed: int, pruner: str, sparsity: float, forget: str | None) -> str:
+        """The key :meth:`pruned` gives, without computing anything."""
+        if sparsity == 0.0:
+            stage = "original" if forget is None else "retain-dense"
+            return artifact_key(stage, self._dense_inputs(seed, forget))
+        stage = "prune" if forget is None else "retain-topology"
+        return artifact_key(stage, self._prune_inputs(seed, pruner, sparsity, forget))
+
+    def _unlearn_inputs(self, row: Row) -> dict[str, Any]:
         return {
-            "retain_topology": artifact_key(
-                "retain-topology", self._prune_inputs(row.seed, row.pruner, row.sparsity, row.forget)
-            )
+            "parent": self._pruned_key(row.seed, row.pruner, row.sparsity, None),
+            "forget": self.forget_set(row.forget).sha256,
+            "unlearner": component_id(self._unlearner(row.unlearner)),
+            "seed": row.seed,
+        }
+
+    def _reference_keys(self, row: Row) -> dict[str, Any]:
+        """Keys of every reference a metric may read, so cached metrics follow them."""
+        retrain = Row(row.seed, row.pruner, row.sparsity, row.forget, "retrain", False)
+        return {
+            "original": self._pruned_key(row.seed, row.pruner, row.sparsity, None),
+            "retrain": artifact_key("unlearn", self._unlearn_inputs(retrain)),
+            "retain_topology": self._pruned_key(row.seed, row.pruner, row.sparsity, row.forget),
         }
 
     def record(self, row: Row) -> dict[str, Any]:
@@ -616,8 +627,17 @@ class Pipeline:
             times[stage] = self.unlearned(row).runtime_s
         return times
 
+    def check_inputs(self) -> None:
+        """Load the data, draw every forget set and resolve the prune scope before any training,
+        so a bad data root, forget set or scope fails the run at once."""
+        for spec in self.protocol.forget:
+            self.forget_set(spec.name)
+        for seed in self.protocol.seeds:
+            self.scope(seed)
+
     def run(self) -> Iterator[dict[str, Any]]:
         """Evaluate every row, writing each record to ``results.jsonl`` as it completes."""
+        self.check_inputs()
         rows = self.rows()
         task = self.progress.start(f"{self.protocol.name}: rows", len(rows))
         for row in rows:

@@ -165,14 +165,16 @@ TOP_LEVEL = (
 
 
 def protocol_hash(raw: Mapping[str, Any]) -> str:
-    """sha256 of the protocol content without its selection fields."""
+    """sha256 of the protocol content without its selection fields (emptied sections dropped)."""
     core = copy.deepcopy(dict(raw))
     for path in SELECTION_FIELDS:
-        node: Any = core
+        parent: Any = core
         for key in path[:-1]:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+            if len(path) > 1 and not parent:
+                core.pop(path[0], None)
     return sha256_json(core)
 
 
