@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneTask
+from unlearnbench.components import PruneOutcome, Pruner, PruneTask
 from unlearnbench.masks import Mask
 
 
@@ -48,3 +49,26 @@ def rewind_and_retrain(
                 description=description,
             )
     mask.apply_(model)
+
+
+class RewindRetrainPruner(Pruner):
+    """A one-shot pruner followed by the reference's ``rewind_lt`` step: the survivors are reset to
+    ``task.rewind_state`` (``rewind``) and trained under the mask with ``task.recipe``
+    (``retrain``)."""
+
+    @dataclass(frozen=True)
+    class Params:
+        rewind: bool = True
+        retrain: bool = True
+
+    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
+        mask = self.make_mask(model, task)
+        rewind_and_retrain(
+            model,
+            mask,
+            task,
+            rewind=self.params.rewind,
+            retrain=self.params.retrain,
+            description=f"{self.name} retrain",
+        )
+        return PruneOutcome(model, mask)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
+from unlearnbench.components import PruneTask
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.masks import Mask
 from unlearnbench.pruning import check_sparsity
@@ -21,12 +20,12 @@ from unlearnbench.pruning_structured import (
     filter_keep_mask,
     filter_l1_norms,
 )
-from unlearnbench_pruners._common import rewind_and_retrain
+from unlearnbench_pruners._common import RewindRetrainPruner
 
 log = logging.getLogger(__name__)
 
 
-class L1Filter(Pruner):
+class L1Filter(RewindRetrainPruner):
     """L1-norm filter pruning (Li, Kadav, Durdanovic, Samet and Graf, "Pruning Filters for
     Efficient ConvNets", ICLR 2017).
 
@@ -51,11 +50,6 @@ class L1Filter(Pruner):
     name = "l1-filter"
     version = 1
     structured: ClassVar[bool] = True
-
-    @dataclass(frozen=True)
-    class Params:
-        rewind: bool = True
-        retrain: bool = True
 
     def plan(self, model: nn.Module, task: PruneTask) -> ChannelPlan:
         """The prunable channel groups of ``model`` among ``task.scope``."""
@@ -89,15 +83,3 @@ class L1Filter(Pruner):
         for weight, why in sorted(plan.skipped.items()):
             log.debug("l1-filter keeps %s dense: %s", weight, why)
         return channel_mask(model, plan.groups, kept)
-
-    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
-        mask = self.make_mask(model, task)
-        rewind_and_retrain(
-            model,
-            mask,
-            task,
-            rewind=self.params.rewind,
-            retrain=self.params.retrain,
-            description="l1-filter retrain",
-        )
-        return PruneOutcome(model, mask)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
+from unlearnbench.components import PruneTask
+from unlearnbench_pruners._common import RewindRetrainPruner
 
 
-class OneShotMagnitude(Pruner):
+class OneShotMagnitude(RewindRetrainPruner):
     """OMP as in Jia et al. (NeurIPS 2023), ``main_imp.py --prune_type rewind_lt``.
 
     Scores are |w| of the trained model's scoped weights (the reference scopes every Conv2d
@@ -25,22 +24,6 @@ class OneShotMagnitude(Pruner):
     name = "omp"
     version = 1
 
-    @dataclass(frozen=True)
-    class Params:
-        rewind: bool = True
-        retrain: bool = True
-
     def scores(self, model: nn.Module, task: PruneTask) -> dict[str, torch.Tensor]:
         params = dict(model.named_parameters())
         return {name: params[name].detach().abs() for name in task.scope}
-
-    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
-        mask = self.make_mask(model, task)
-        if self.params.rewind and task.rewind_state is not None:
-            model.load_state_dict(task.rewind_state)
-        if self.params.retrain:
-            task.engine.fit(
-                model, task.data, task.recipe, seed=task.seed, mask=mask, description="omp retrain"
-            )
-        mask.apply_(model)
-        return PruneOutcome(model, mask)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import topk_mask
-from unlearnbench_pruners._common import rewind_and_retrain
+from unlearnbench.components import PruneTask
+from unlearnbench_pruners._common import RewindRetrainPruner
 
 
-class RandomPruner(Pruner):
+class RandomPruner(RewindRetrainPruner):
     """Uniformly random global pruning, as Jia et al.'s ``main_imp.py --random_prune``
     (``prune.global_unstructured(RandomUnstructured)``).
 
@@ -27,11 +23,6 @@ class RandomPruner(Pruner):
     name = "random"
     version = 1
 
-    @dataclass(frozen=True)
-    class Params:
-        rewind: bool = True
-        retrain: bool = True
-
     def scores(self, model: nn.Module, task: PruneTask) -> dict[str, torch.Tensor]:
         params = dict(model.named_parameters())
         generator = torch.Generator().manual_seed(task.seed)
@@ -39,18 +30,3 @@ class RandomPruner(Pruner):
             name: torch.rand(params[name].shape, generator=generator, dtype=torch.float64)
             for name in sorted(task.scope)
         }
-
-    def select(self, scores: dict[str, torch.Tensor], task: PruneTask) -> Mask:
-        return topk_mask(scores, task.sparsity, task.scope)
-
-    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
-        mask = self.make_mask(model, task)
-        rewind_and_retrain(
-            model,
-            mask,
-            task,
-            rewind=self.params.rewind,
-            retrain=self.params.retrain,
-            description="random retrain",
-        )
-        return PruneOutcome(model, mask)
