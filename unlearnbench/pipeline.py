@@ -9,17 +9,16 @@ survives, and a second run recomputes nothing already done.
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from unlearnbench.artifacts import Artifact, ArtifactStore, artifact_key
+from unlearnbench.artifacts import ArtifactStore, artifact_key
 from unlearnbench.components import (
     Component,
     Metric,
@@ -33,7 +32,7 @@ from unlearnbench.components import (
 from unlearnbench.data import ImageSplit
 from unlearnbench.engine import Engine
 from unlearnbench.evaluation import EvalContext, References
-from unlearnbench.events import ResultReady, StageFinished
+from unlearnbench.events import ResultReady
 from unlearnbench.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.masks import Mask
 from unlearnbench.progress import NullProgress, ProgressSink
@@ -42,6 +41,7 @@ from unlearnbench.pruning import check_sparsity, scope_parameter_names
 from unlearnbench.registry import Registry
 from unlearnbench.results import ResultsFile, environment_info, software_versions
 from unlearnbench.splits import PreparedData, prepare
+from unlearnbench.stages import ModelArtifact, StageCache
 from unlearnbench.typed_config import to_dict
 
 log = logging.getLogger(__name__)
@@ -70,24 +70,9 @@ class Row:
     unprune: bool
 
 
-@dataclass(frozen=True)
-class ModelArtifact:
-    """A model stage's output: weights, mask (None when dense), key and measured runtime."""
-
-    key: str
-    state: dict[str, torch.Tensor]
-    mask: Mask | None
-    runtime_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def component_id(component: Component) -> dict[str, Any]:
     """What identifies a configured component in cache keys and results."""
     return {"name": component.name, "version": component.version, "params": to_dict(component.params)}
-
-
-class StageFailed(Exception):
-    """A shared stage failed earlier in this run; rows that need it fail with its message."""
 
 
 class Pipeline:
@@ -106,7 +91,7 @@ class Pipeline:
         self.settings = settings
         self.progress = progress or NullProgress()
         self.hook = registry.host.hook
-        self.store = ArtifactStore(settings.out / "artifacts")
+        self.stages = StageCache(ArtifactStore(settings.out / "artifacts"), registry.host.hook)
         self.results = ResultsFile(settings.out / "results.jsonl")
         self._memo: dict[tuple[Any, ...], Any] = {}
         # Build every component first, so a bad name or parameter fails before any work.
@@ -220,74 +205,6 @@ class Pipeline:
             self._memo[key] = scope_parameter_names(self.new_model_factory(seed)(), self.protocol.prune.scope)
         return self._memo[key]
 
-    def _stage(
-        self,
-        stage: str,
-        component: str,
-        inputs: dict[str, Any],
-        compute: Callable[[], ModelArtifact | dict[str, Any]],
-    ) -> Artifact:
-        """The artifact of ``stage`` for ``inputs``: from the store, or computed and stored."""
-        key = artifact_key(stage, inputs)
-        memo_key = ("stage", key)
-        if memo_key in self._memo:
-            found = self._memo[memo_key]
-            if isinstance(found, StageFailed):
-                raise found
-            return found
-        artifact = self.store.get(stage, key)
-        reused = artifact is not None
-        if artifact is None:
-            start = time.perf_counter()
-            try:
-                produced = compute()
-            except Exception as exc:
-                failure = StageFailed(f"{stage} ({component}) failed: {type(exc).__name__}: {exc}")
-                failure.__cause__ = exc
-                self._memo[memo_key] = failure
-                log.error("%s", failure, exc_info=exc)
-                raise failure from exc
-            seconds = time.perf_counter() - start
-
-            def write(folder: Path) -> dict[str, Any]:
-                if isinstance(produced, ModelArtifact):
-                    torch.save(produced.state, folder / "model.pt")
-                    if produced.mask is not None:
-                        produced.mask.save(folder / "mask.pt")
-                    for name, value in produced.extra.items():
-                        torch.save(value, folder / f"{name}.pt")
-                    return {"runtime_s": seconds, "component": component}
-                return {"runtime_s": seconds, "component": component, "payload": produced}
-
-            artifact = self.store.put(stage, key, inputs, write)
-        self._memo[memo_key] = artifact
-        self.hook.unlearnbench_stage_finished(
-            event=StageFinished(
-                stage, component, key, artifact.path, float(artifact.meta["runtime_s"]), reused
-            )
-        )
-        return artifact
-
-    @staticmethod
-    def _read_model(artifact: Artifact) -> ModelArtifact:
-        state = torch.load(artifact.file("model.pt"), map_location="cpu", weights_only=True)
-        mask_file = artifact.file("mask.pt")
-        mask = Mask.load(mask_file) if mask_file.exists() else None
-        extra = {
-            f.stem: torch.load(f, map_location="cpu", weights_only=True)
-            for f in artifact.path.glob("*.pt")
-            if f.name not in ("model.pt", "mask.pt")
-        }
-        return ModelArtifact(artifact.key, state, mask, float(artifact.meta["runtime_s"]), extra)
-
-    def _model_stage(
-        self, stage: str, component: str, inputs: dict[str, Any], compute: Callable[[], ModelArtifact]
-    ) -> ModelArtifact:
-        memo_key = ("model", artifact_key(stage, inputs))
-        if memo_key not in self._memo:
-            self._memo[memo_key] = self._read_model(self._stage(stage, component, inputs, compute))
-        return self._memo[memo_key]
-
     @staticmethod
     def _state(model: nn.Module) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -322,7 +239,7 @@ class Pipeline:
             return ModelArtifact("", self._state(model), None, 0.0, rewind)
 
         stage = "original" if forget is None else "retain-dense"
-        return self._model_stage(stage, self.model_plugin.name, self._dense_inputs(seed, forget), compute)
+        return self.stages.model(stage, self.model_plugin.name, self._dense_inputs(seed, forget), compute)
 
     # --- pruning -----------------------------------------------------------------------------
     def prune_task(self, seed: int, sparsity: float, data: ImageSplit, rewind: Any) -> PruneTask:
@@ -362,7 +279,7 @@ class Pipeline:
             return ModelArtifact("", self._state(outcome.model), outcome.mask.to("cpu"), 0.0)
 
         stage = "prune" if forget is None else "retain-topology"
-        return self._model_stage(stage, pruner, self._prune_inputs(seed, pruner, sparsity, forget), compute)
+        return self.stages.model(stage, pruner, self._prune_inputs(seed, pruner, sparsity, forget), compute)
 
     # --- unlearning and un-pruning -------------------------------------------------------------
     def unlearn_task(self, seed: int, forget: str, mask: Mask | None) -> UnlearnTask:
@@ -398,7 +315,7 @@ class Pipeline:
                 out = unlearner.unlearn(model, self.unlearn_task(row.seed, row.forget, mask))
                 return self._enforce(out, mask, unlearner.name)
 
-            return self._model_stage("unlearn", unlearner.name, inputs, compute)
+            return self.stages.model("unlearn", unlearner.name, inputs, compute)
 
         assert self.unpruner is not None and mask is not None
         unpruner, pruner = self.unpruner, self.pruners[row.pruner]
@@ -419,7 +336,7 @@ class Pipeline:
             outcome = unpruner.unprune(task)
             return self._enforce(outcome.model, outcome.mask, unpruner.name)
 
-        return self._model_stage("unprune", unpruner.name, inputs, compute_unprune)
+        return self.stages.model("unprune", unpruner.name, inputs, compute_unprune)
 
     def _enforce(self, model: nn.Module, mask: Mask | None, who: str) -> ModelArtifact:
         """Re-apply ``mask`` so pruned weights are exactly zero whatever the component did."""
@@ -496,7 +413,7 @@ class Pipeline:
                 values[name] = None if value is None else float(value)
             return {"metrics": values}
 
-        artifact = self._stage("evaluate", "metrics", inputs, compute)
+        artifact = self.stages.get("evaluate", "metrics", inputs, compute)
         return {"metrics": artifact.meta["payload"]["metrics"], "model": model_art, "eval_key": artifact.key}
 
     def _pruned_key(self, seed: int, pruner: str, sparsity: float, forget: str | None) -> str:
