@@ -10,6 +10,7 @@ from torch import nn
 
 from unlearnbench.components import PruneOutcome, Pruner, PruneTask
 from unlearnbench.masks import Mask
+from unlearnbench.pruning import check_sparsity
 
 
 def fresh_model(task: PruneTask) -> nn.Module:
@@ -70,5 +71,27 @@ class RewindRetrainPruner(Pruner):
             rewind=self.params.rewind,
             retrain=self.params.retrain,
             description=f"{self.name} retrain",
+        )
+        return PruneOutcome(model, mask)
+
+
+class AtInitPruner(Pruner):
+    """A pruner that scores a fresh initialisation (``at_init``, pruning at initialisation) and
+    trains it under the mask; without ``at_init`` it scores the given model and rewinds and
+    retrains like OMP. Its ``Params`` carry ``at_init``, ``rewind`` and ``retrain``."""
+
+    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
+        check_sparsity(task.sparsity)
+        at_init = self.params.at_init
+        if at_init:
+            model = fresh_model(task)
+        mask = self.make_mask(model, task)
+        rewind_and_retrain(
+            model,
+            mask,
+            task,
+            rewind=self.params.rewind and not at_init,
+            retrain=self.params.retrain,
+            description=f"{self.name} train",
         )
         return PruneOutcome(model, mask)

@@ -9,13 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
+from unlearnbench.components import PruneTask
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.pruning import check_sparsity
-from unlearnbench_pruners._common import fresh_model, rewind_and_retrain
+from unlearnbench_pruners._common import AtInitPruner
 
 
-class Snip(Pruner):
+class Snip(AtInitPruner):
     """SNIP (Lee, Ajanthan and Torr, "SNIP: Single-shot Network Pruning based on Connection
     Sensitivity", ICLR 2019).
 
@@ -60,18 +59,3 @@ class Snip(Pruner):
             for total, grad in zip(totals, torch.autograd.grad(loss, weights), strict=True):
                 total.add_(grad)
         return {n: (g * w).detach().abs() for n, g, w in zip(names, totals, weights, strict=True)}
-
-    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
-        check_sparsity(task.sparsity)
-        if self.params.at_init:
-            model = fresh_model(task)
-        mask = self.make_mask(model, task)
-        rewind_and_retrain(
-            model,
-            mask,
-            task,
-            rewind=self.params.rewind and not self.params.at_init,
-            retrain=self.params.retrain,
-            description="snip train",
-        )
-        return PruneOutcome(model, mask)

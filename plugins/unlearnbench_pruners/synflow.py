@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
+from unlearnbench.components import PruneTask
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.masks import Mask
 from unlearnbench.pruning import check_sparsity, topk_mask
-from unlearnbench_pruners._common import fresh_model, rewind_and_retrain
+from unlearnbench_pruners._common import AtInitPruner
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def synaptic_saliency(
     }
 
 
-class SynFlow(Pruner):
+class SynFlow(AtInitPruner):
     """SynFlow (Tanaka, Kunin, Yamins and Ganguli, "Pruning neural networks without any data by
     iteratively conserving synaptic flow", NeurIPS 2020), as run by Jia et al. (NeurIPS 2023,
     ``main_synflow.py``: 100 rounds, then training with the mask).
@@ -157,17 +157,3 @@ class SynFlow(Pruner):
         assert mask is not None
         log.info("synflow: %d rounds, sparsity %.4f", len(schedule), mask.sparsity())
         return mask
-
-    def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
-        if self.params.at_init:
-            model = fresh_model(task)
-        mask = self.make_mask(model, task)
-        rewind_and_retrain(
-            model,
-            mask,
-            task,
-            rewind=self.params.rewind and not self.params.at_init,
-            retrain=self.params.retrain,
-            description="synflow train",
-        )
-        return PruneOutcome(model, mask)
