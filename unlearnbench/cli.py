@@ -118,7 +118,13 @@ def resolve_device(device: str) -> str:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy.")
 @click.option("--download/--no-download", default=True, show_default=True, help="Download missing datasets.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("unlearnbench-out"), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("unlearnbench-out"),
+    show_default=True,
+    help="Output folder: results.jsonl, leaderboard.md and the artifact cache (artifacts/).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="At most N examples per split (smoke runs).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field.")
 def run(

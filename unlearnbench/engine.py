@@ -165,6 +165,7 @@ class Engine:
             momentum=recipe.momentum,
             weight_decay=recipe.weight_decay,
             nesterov=recipe.nesterov and recipe.momentum > 0,
+            fused=self.cuda or None,  # one fused kernel for the update on CUDA
         )
 
     def fit(
