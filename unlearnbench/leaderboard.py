@@ -82,7 +82,12 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     info: dict[str, Any] = {}
     for row_info in group.metric_info:
         info.update(row_info or {})
-    metric_names = list(info)
+    metric_names: list[str] = []  # the protocol's order (records store metric_info sorted by name)
+    for names in group.get("metric_names", pd.Series([list(info)] * len(group))):
+        metric_names += [
+            n for n in (names if isinstance(names, list) else list(info)) if n not in metric_names
+        ]
+    metric_names += [n for n in info if n not in metric_names]
     table_rows = []
     for (unlearner, unprune), sub in group.groupby(["unlearner", "unprune"], sort=False):
         cells: dict[str, Any] = {

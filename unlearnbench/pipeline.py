@@ -499,6 +499,7 @@ class Pipeline:
                 mask.filter_sparsity() if mask is not None and self.pruners[row.pruner].structured else None
             ),
             metrics=evaluated["metrics"],
+            metric_names=list(self.metrics),
             metric_info={
                 n: {
                     "label": m.label or n,
