@@ -8,6 +8,7 @@ survives, and a second run recomputes nothing already done.
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearnbench.artifacts import ArtifactStore, artifact_key
+from unlearnbench.artifacts import ArtifactStore, artifact_key, write_text_atomic
 from unlearnbench.components import (
     Component,
     Metric,
@@ -163,7 +164,32 @@ class Pipeline:
             self._memo[key] = draw_forget_set(spec, self.data.pool, self.data.dataset.num_classes)
         return self._memo[key]
 
+    def save_forget_set(self, forget: ForgetSet) -> Path:
+        """Write the forget set's pool indices and sha256 to ``OUT/forget_sets/`` (once)."""
+        path = (
+            self.settings.out
+            / "forget_sets"
+            / f"{self.protocol.name}-{forget.spec.name}-{forget.sha256[:12]}.json"
+        )
+        if not path.exists():
+            payload = {
+                "protocol": self.protocol.name,
+                "data": self.data_id(),
+                "spec": to_dict(forget.spec),
+                "sha256": forget.sha256,
+                "indices": forget.indices.tolist(),
+            }
+            write_text_atomic(path, json.dumps(payload, sort_keys=True))
+        return path
+
     def splits_for(self, forget: ForgetSet) -> dict[str, ImageSplit]:
+        """The forget, retain, test and forgotten-class test splits of a forget set (built once)."""
+        key = ("splits", forget.sha256, forget.forgotten_classes)
+        if key not in self._memo:
+            self._memo[key] = self._build_splits(forget)
+        return self._memo[key]
+
+    def _build_splits(self, forget: ForgetSet) -> dict[str, ImageSplit]:
         pool, test = self.data.pool, self.data.test
         device = pool.labels.device
         forget_split = pool.subset(forget.indices.to(device))
@@ -549,7 +575,7 @@ class Pipeline:
         """Load the data, draw every forget set and resolve the prune scope before any training,
         so a bad data root, forget set or scope fails the run at once."""
         for spec in self.protocol.forget:
-            self.forget_set(spec.name)
+            self.save_forget_set(self.forget_set(spec.name))
         for seed in self.protocol.seeds:
             self.scope(seed)
 
