@@ -5,6 +5,7 @@ channels_last on CUDA, and masks that keep pruned weights exactly zero.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -63,6 +64,15 @@ class TrainRecipe:
             raise InvalidValueError(
                 f"recipe lr and weight_decay must be >= 0, got {self.lr}, {self.weight_decay}"
             )
+
+
+def unlearning_recipe(base: TrainRecipe, epochs: int, lr: float) -> TrainRecipe:
+    """The reference's unlearning optimiser: SGD(lr, momentum 0.9, wd 5e-4) at a constant rate
+    (its MultiStepLR milestones 91/136 are never reached in an unlearning run), keeping ``base``'s
+    batch size and augmentation."""
+    return dataclasses.replace(
+        base, epochs=epochs, lr=lr, momentum=0.9, weight_decay=5e-4, schedule="constant", warmup_epochs=0
+    )
 
 
 def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:

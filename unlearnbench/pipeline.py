@@ -245,9 +245,13 @@ class Pipeline:
             "trained_on": "pool" if forget is None else {"retain_of": self.forget_set(forget).sha256},
         }
 
+    def training_data(self, forget: str | None) -> ImageSplit:
+        """The pool (``forget`` None), or the retain set of forget set ``forget``."""
+        return self.data.pool if forget is None else self.splits_for(self.forget_set(forget))["retain"]
+
     def dense(self, seed: int, forget: str | None = None) -> ModelArtifact:
         """Dense training on the pool (``forget`` None) or on the retain set of ``forget``."""
-        split = self.data.pool if forget is None else self.splits_for(self.forget_set(forget))["retain"]
+        split = self.training_data(forget)
         recipe = self.protocol.recipe
 
         def compute() -> ModelArtifact:
@@ -295,7 +299,7 @@ class Pipeline:
         dense = self.dense(seed, forget)
         if sparsity == 0.0:
             return dense
-        data = self.data.pool if forget is None else self.splits_for(self.forget_set(forget))["retain"]
+        data = self.training_data(forget)
 
         def compute() -> ModelArtifact:
             model = self.load_model(seed, dense.state)

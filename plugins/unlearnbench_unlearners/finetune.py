@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -10,22 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.components import Unlearner, UnlearnTask
-from unlearnbench.engine import TrainRecipe
-
-
-def unlearning_recipe(task: UnlearnTask, epochs: int, lr: float) -> TrainRecipe:
-    """The reference's unlearning optimiser: SGD(lr, momentum 0.9, wd 5e-4) at a constant rate
-    (its MultiStepLR milestones 91/136 are never reached in an unlearning run), with the
-    protocol's batch size and augmentation."""
-    return dataclasses.replace(
-        task.recipe,
-        epochs=epochs,
-        lr=lr,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule="constant",
-        warmup_epochs=0,
-    )
+from unlearnbench.engine import unlearning_recipe
 
 
 class FineTune(Unlearner):
@@ -41,7 +25,7 @@ class FineTune(Unlearner):
         lr: float = 0.01
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        recipe = unlearning_recipe(task, self.params.epochs, self.params.lr)
+        recipe = unlearning_recipe(task.recipe, self.params.epochs, self.params.lr)
         task.engine.fit(model, task.retain, recipe, seed=task.seed, mask=task.mask, description="ft")
         return model
 
@@ -75,7 +59,7 @@ class L1Sparse(Unlearner):
         return self.params.alpha * (1.0 - epoch / decay_epochs)
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        recipe = unlearning_recipe(task, self.params.epochs, self.params.lr)
+        recipe = unlearning_recipe(task.recipe, self.params.epochs, self.params.lr)
         engine = task.engine
         generator = engine.generator(task.seed)
         current = {"gamma": 0.0}

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.components import Unlearner, UnlearnTask
-from unlearnbench_unlearners.finetune import unlearning_recipe
+from unlearnbench.engine import unlearning_recipe
 
 
 class GradientAscent(Unlearner):
@@ -26,7 +26,7 @@ class GradientAscent(Unlearner):
         lr: float = 1e-4
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        recipe = unlearning_recipe(task, self.params.epochs, self.params.lr)
+        recipe = unlearning_recipe(task.recipe, self.params.epochs, self.params.lr)
 
         def ascent(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return -F.cross_entropy(m(x), y)

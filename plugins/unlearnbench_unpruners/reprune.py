@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 from unlearnbench.components import PruneOutcome, Unpruner, UnpruneTask
+from unlearnbench.engine import unlearning_recipe
 
 
 class RelaxUnlearnReprune(Unpruner):
@@ -42,14 +42,8 @@ class RelaxUnlearnReprune(Unpruner):
         mask = task.pruner.make_mask(model, retain_task)
         mask.apply_(model)
         if self.params.finetune_epochs > 0:
-            recipe = dataclasses.replace(
-                retain_task.recipe,
-                epochs=self.params.finetune_epochs,
-                lr=self.params.finetune_lr,
-                momentum=0.9,
-                weight_decay=5e-4,
-                schedule="constant",
-                warmup_epochs=0,
+            recipe = unlearning_recipe(
+                retain_task.recipe, self.params.finetune_epochs, self.params.finetune_lr
             )
             retain_task.engine.fit(
                 model,
