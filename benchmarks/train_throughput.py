@@ -50,9 +50,9 @@ from torchvision import transforms
 from unlearnbench_models.resnet import ResNet18, ResNet18Tiny, ResNet50
 from unlearnbench_models.vgg import VGG16BN
 
-from unlearnbench.components import ModelPlugin
-from unlearnbench.data import ImageSplit
-from unlearnbench.engine import Engine, TrainRecipe
+from unlearnbench.data.images import ImageSplit
+from unlearnbench.registry.components import ModelPlugin
+from unlearnbench.training.engine import Engine, TrainRecipe
 
 MODELS: dict[str, type[ModelPlugin]] = {cls.name: cls for cls in (ResNet18, ResNet50, VGG16BN, ResNet18Tiny)}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.artifacts import META, ArtifactStore, artifact_key, write_text_atomic
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.results import ResultsFile, read_records
+from unlearnbench.report.results import ResultsFile, read_records
+from unlearnbench.run.artifacts import META, ArtifactStore, artifact_key, write_text_atomic
 
 INPUTS = {"parent": "abc", "params": {"epochs": 3, "lr": 0.01}, "seeds": [0, 1]}
 

@@ -29,18 +29,18 @@ from unlearnbench_unlearners.retrain import Retrain
 from unlearnbench_unpruners.reprune import RelaxUnlearnReprune
 
 from unlearnbench import hookimpl
-from unlearnbench.components import PruneTask, Unlearner, UnlearnTask, UnpruneTask
-from unlearnbench.data import DatasetSplits, ImageSplit
-from unlearnbench.engine import Engine, TrainRecipe
-from unlearnbench.evaluation import EvalContext, References
-from unlearnbench.forget import draw_forget_set, retain_indices
-from unlearnbench.masks import Mask
-from unlearnbench.pipeline import Pipeline, RunSettings
-from unlearnbench.plugin_manager import ONLY_PLUGINS_ENV, create_host
-from unlearnbench.protocol import ForgetSpec, load_protocol
-from unlearnbench.pruning import kept_count, scope_parameter_names
-from unlearnbench.registry import Registry
-from unlearnbench.splits import limit_split
+from unlearnbench.config.protocol import ForgetSpec, load_protocol
+from unlearnbench.data.forget import draw_forget_set, retain_indices
+from unlearnbench.data.images import DatasetSplits, ImageSplit
+from unlearnbench.data.prepare import limit_split
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.components import PruneTask, Unlearner, UnlearnTask, UnpruneTask
+from unlearnbench.registry.host import ONLY_PLUGINS_ENV, create_host
+from unlearnbench.run.evaluation import EvalContext, References
+from unlearnbench.run.pipeline import Pipeline, RunSettings
+from unlearnbench.training.engine import Engine, TrainRecipe
+from unlearnbench.training.masks import Mask
+from unlearnbench.training.pruning import kept_count, scope_parameter_names
 
 SPARSITY = 0.9
 SEED = 0

@@ -18,17 +18,18 @@ from unlearnbench_models.small_cnn import SmallCNN
 from unlearnbench_unlearners.finetune import FineTune
 
 from unlearnbench import cli as cli_module
-from unlearnbench import hookimpl, plugin_manager
+from unlearnbench import hookimpl
 from unlearnbench.cli import cli
-from unlearnbench.components import Metric, Unlearner, UnlearnTask
-from unlearnbench.evaluation import EvalContext
-from unlearnbench.events import StageFinished
-from unlearnbench.pipeline import Pipeline, RunSettings
-from unlearnbench.plugin_manager import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
-from unlearnbench.protocol import load_protocol
-from unlearnbench.pruning import kept_count, scope_parameter_names
-from unlearnbench.registry import Registry
-from unlearnbench.results import read_records
+from unlearnbench.config.protocol import load_protocol
+from unlearnbench.registry import host as plugin_manager
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.components import Metric, Unlearner, UnlearnTask
+from unlearnbench.registry.events import StageFinished
+from unlearnbench.registry.host import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
+from unlearnbench.report.results import read_records
+from unlearnbench.run.evaluation import EvalContext
+from unlearnbench.run.pipeline import Pipeline, RunSettings
+from unlearnbench.training.pruning import kept_count, scope_parameter_names
 
 PROTOCOL = "digits-quickstart"
 # A tiny but complete quickstart: every stage runs, on 300 examples per split, in seconds.

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench import hookimpl, plugin_manager
-from unlearnbench.components import COMPONENT_KINDS, Metric, Unlearner
+from unlearnbench import hookimpl
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
-from unlearnbench.plugin_manager import (
+from unlearnbench.registry import host as plugin_manager
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.components import COMPONENT_KINDS, Metric, Unlearner
+from unlearnbench.registry.host import (
     DISABLE_AUTOLOAD_ENV,
     ENTRY_POINT_GROUP,
     ONLY_PLUGINS_ENV,
     create_host,
 )
-from unlearnbench.registry import Registry
 
 BUILTINS = {
     "dataset": {"digits"},

@@ -11,12 +11,7 @@ import pytest
 import torch
 from unlearnbench_datasets.digits import Digits
 
-from unlearnbench.data import ImageSplit
-from unlearnbench.errors import InvalidValueError, UnknownChoiceError, UnlearnbenchError
-from unlearnbench.forget import draw_forget_set, retain_indices
-from unlearnbench.hashing import sha256_indices
-from unlearnbench.plugin_manager import ONLY_PLUGINS_ENV, create_host
-from unlearnbench.protocol import (
+from unlearnbench.config.protocol import (
     ForgetSpec,
     apply_override,
     load_protocol,
@@ -25,7 +20,12 @@ from unlearnbench.protocol import (
     read_protocol_file,
     resolve,
 )
-from unlearnbench.registry import Registry
+from unlearnbench.data.forget import draw_forget_set, retain_indices
+from unlearnbench.data.images import ImageSplit
+from unlearnbench.errors import InvalidValueError, UnknownChoiceError, UnlearnbenchError
+from unlearnbench.hashing import sha256_indices
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.host import ONLY_PLUGINS_ENV, create_host
 
 QUICKSTART = "digits-quickstart"
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.augment import normalize, random_crop, random_flip
-from unlearnbench.data import ImageSplit
-from unlearnbench.engine import Engine, TrainRecipe, lr_factor
+from unlearnbench.data.augment import normalize, random_crop, random_flip
+from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import UnknownChoiceError
-from unlearnbench.masks import Mask
+from unlearnbench.training.engine import Engine, TrainRecipe, lr_factor
+from unlearnbench.training.masks import Mask
 
 
 def images(n: int = 64, size: int = 8, channels: int = 3, seed: int = 0) -> torch.Tensor:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.pipeline import Pipeline, RunSettings
-from unlearnbench.plugin_manager import create_host
-from unlearnbench.protocol import load_protocol
-from unlearnbench.registry import Registry
+from unlearnbench.config.protocol import load_protocol
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.host import create_host
+from unlearnbench.run.pipeline import Pipeline, RunSettings
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unlearnbench.leaderboard import render
+from unlearnbench.report.leaderboard import render
 
 INFO = {
     "ua": {"label": "UA", "unit": "%", "version": 1, "higher_is_better": None},

@@ -20,13 +20,13 @@ from unlearnbench_pruners.random_prune import RandomPruner
 from unlearnbench_pruners.snip import Snip
 from unlearnbench_pruners.synflow import SynFlow, linearised_copy, synflow_schedule
 
-from unlearnbench.components import Pruner, PruneTask
-from unlearnbench.data import ImageSplit
-from unlearnbench.engine import Engine, TrainRecipe
+from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import global_topk_mask, kept_count, scope_parameter_names, topk_mask
-from unlearnbench.pruning_structured import channel_plan, filter_keep_count
+from unlearnbench.registry.components import Pruner, PruneTask
+from unlearnbench.training.engine import Engine, TrainRecipe
+from unlearnbench.training.masks import Mask
+from unlearnbench.training.pruning import global_topk_mask, kept_count, scope_parameter_names, topk_mask
+from unlearnbench.training.pruning_structured import channel_plan, filter_keep_count
 
 SPARSITIES = (0.5, 0.9, 0.99)
 CLASSES = 3
@@ -174,7 +174,7 @@ def test_registered_roster_and_defaults() -> None:
 
 
 def test_params_build_from_plain_values() -> None:
-    from unlearnbench.typed_config import build
+    from unlearnbench.config.typed_config import build
 
     params = build(IterativeMagnitude.Params, {"round_epochs": 3, "rate": 0.5}, "imp")
     assert params == IterativeMagnitude.Params(rate=0.5, rewind=True, round_epochs=3)

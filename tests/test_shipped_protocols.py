@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from unlearnbench.engine import TrainRecipe
-from unlearnbench.plugin_manager import create_host
-from unlearnbench.protocol import load_protocol
-from unlearnbench.registry import Registry
+from unlearnbench.config.protocol import load_protocol
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.host import create_host
+from unlearnbench.training.engine import TrainRecipe
 
 REGISTRY = Registry(create_host(autoload=True))
 SHIPPED = REGISTRY.protocol_names()

@@ -1,6 +1,7 @@
 """unlearnbench: reproducible machine-unlearning benchmarks on sparse models."""
 
-from unlearnbench.components import (
+from unlearnbench.data.images import DatasetSplits, ImageSplit
+from unlearnbench.registry.components import (
     DatasetPlugin,
     Metric,
     ModelPlugin,
@@ -13,10 +14,9 @@ from unlearnbench.components import (
     Unpruner,
     UnpruneTask,
 )
-from unlearnbench.data import DatasetSplits, ImageSplit
-from unlearnbench.engine import Engine, TrainRecipe
-from unlearnbench.hookspecs import hookimpl
-from unlearnbench.masks import Mask
+from unlearnbench.registry.hookspecs import hookimpl
+from unlearnbench.training.engine import Engine, TrainRecipe
+from unlearnbench.training.masks import Mask
 
 __version__ = "0.1.0"
 

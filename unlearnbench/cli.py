@@ -16,13 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from unlearnbench import __version__
+from unlearnbench.config.protocol import load_protocol, parse_override_value
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
-from unlearnbench.leaderboard import render
-from unlearnbench.plugin_manager import create_host
-from unlearnbench.protocol import load_protocol, parse_override_value
-from unlearnbench.pruning import check_sparsity
-from unlearnbench.registry import Registry
-from unlearnbench.results import read_records
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.host import create_host
+from unlearnbench.report.leaderboard import render
+from unlearnbench.report.results import read_records
+from unlearnbench.training.pruning import check_sparsity
 
 DEFAULT_PROTOCOL = "digits-quickstart"
 console = Console(stderr=False)
@@ -143,7 +143,7 @@ def run(
     sets: tuple[str, ...],
 ) -> None:
     """Run PROTOCOL (default: the offline digits-quickstart) and write OUT/results.jsonl."""
-    from unlearnbench.pipeline import Pipeline, RunSettings
+    from unlearnbench.run.pipeline import Pipeline, RunSettings
 
     started = time.perf_counter()
     try:
@@ -170,7 +170,7 @@ def run(
             records = list(pipeline.run())
         all_records = pipeline.results.records()
         board = out / "leaderboard.md"
-        from unlearnbench.artifacts import write_text_atomic
+        from unlearnbench.run.artifacts import write_text_atomic
 
         write_text_atomic(board, render(all_records))
     except UnlearnbenchError as exc:
@@ -271,7 +271,7 @@ def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     if output is None:
         console.print(text, markup=False, highlight=False)
     else:
-        from unlearnbench.artifacts import write_text_atomic
+        from unlearnbench.run.artifacts import write_text_atomic
 
         write_text_atomic(output, text)
         console.print(f"wrote {output}", highlight=False)

@@ -1,6 +1,6 @@
 """Built-in dataset plugins."""
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 from unlearnbench_datasets.cifar import CIFAR10, CIFAR100
 from unlearnbench_datasets.digits import Digits
 from unlearnbench_datasets.imagefolder import ImageFolder

@@ -26,8 +26,7 @@ from typing import Any
 
 import torch
 
-from unlearnbench.data import ImageSplit
-from unlearnbench.errors import DatasetNotFoundError
+from unlearnbench.api import DatasetNotFoundError, ImageSplit
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 
-from unlearnbench.components import DatasetPlugin
-from unlearnbench.data import DatasetSplits, ImageSplit
+from unlearnbench.api import DatasetPlugin, DatasetSplits, ImageSplit
 from unlearnbench_datasets.common import channel_stats
 
 

@@ -6,9 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from unlearnbench.components import DatasetPlugin
-from unlearnbench.data import DatasetSplits
-from unlearnbench.errors import DatasetNotFoundError
+from unlearnbench.api import DatasetNotFoundError, DatasetPlugin, DatasetSplits
 from unlearnbench_datasets.common import (
     CACHE_DIR_NAME,
     channel_stats,

@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearnbench.components import DatasetPlugin
-from unlearnbench.data import DatasetSplits, ImageSplit
-from unlearnbench.errors import DatasetNotFoundError
+from unlearnbench.api import DatasetNotFoundError, DatasetPlugin, DatasetSplits, ImageSplit
 from unlearnbench_datasets.common import (
     CACHE_DIR_NAME,
     corrupt,

@@ -1,6 +1,6 @@
 """Built-in metric plugins."""
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 from unlearnbench_metrics.accuracy import (
     ForgottenClassTestAccuracy,
     RemainingAccuracy,

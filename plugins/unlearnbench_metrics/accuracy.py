@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnbench.components import Metric
-from unlearnbench.evaluation import EvalContext
+from unlearnbench.api import EvalContext, Metric
 
 
 class UnlearningAccuracy(Metric):

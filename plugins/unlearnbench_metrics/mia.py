@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unlearnbench.components import Metric
-from unlearnbench.evaluation import EvalContext
+from unlearnbench.api import EvalContext, Metric
 
 
 def true_label_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:

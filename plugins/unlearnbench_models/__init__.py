@@ -1,6 +1,6 @@
 """Built-in model plugins."""
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 from unlearnbench_models.resnet import ResNet18, ResNet18Tiny, ResNet50
 from unlearnbench_models.small_cnn import SmallCNN
 from unlearnbench_models.vgg import VGG16BN

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.components import ModelPlugin
-from unlearnbench.errors import UnknownChoiceError
+from unlearnbench.api import ModelPlugin, UnknownChoiceError
 
 Stem = Literal["cifar", "imagenet"]
 STEMS: tuple[str, ...] = ("cifar", "imagenet")

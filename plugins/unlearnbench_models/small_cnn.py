@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from unlearnbench.components import ModelPlugin
+from unlearnbench.api import ModelPlugin
 
 
 class SmallCNN(ModelPlugin):

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.components import ModelPlugin
-from unlearnbench.errors import InvalidValueError
+from unlearnbench.api import InvalidValueError, ModelPlugin
 
 VGG16_WIDTHS: tuple[int, ...] = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 """Output channels of configuration D's 13 convolutions."""

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 
 HERE = Path(__file__).parent
 

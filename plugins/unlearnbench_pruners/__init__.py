@@ -1,6 +1,6 @@
 """Built-in pruner plugins."""
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 from unlearnbench_pruners.imp import IterativeMagnitude
 from unlearnbench_pruners.l1_filter import L1Filter
 from unlearnbench_pruners.omp import OneShotMagnitude

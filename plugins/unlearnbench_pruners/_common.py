@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import check_sparsity
+from unlearnbench.api import Mask, PruneOutcome, Pruner, PruneTask, check_sparsity
 
 
 def fresh_model(task: PruneTask) -> nn.Module:

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneOutcome, Pruner, PruneTask
-from unlearnbench.errors import InvalidValueError
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import check_sparsity, topk_mask
+from unlearnbench.api import (
+    InvalidValueError,
+    Mask,
+    PruneOutcome,
+    Pruner,
+    PruneTask,
+    check_sparsity,
+    topk_mask,
+)
 from unlearnbench_pruners._common import rewind_and_retrain
 
 log = logging.getLogger(__name__)

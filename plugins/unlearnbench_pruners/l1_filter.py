@@ -8,11 +8,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneTask
-from unlearnbench.errors import InvalidValueError
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import check_sparsity
-from unlearnbench.pruning_structured import (
+from unlearnbench.api import InvalidValueError, Mask, PruneTask, check_sparsity
+from unlearnbench.training.pruning_structured import (
     ChannelPlan,
     channel_mask,
     channel_plan,
@@ -29,7 +26,7 @@ class L1Filter(RewindRetrainPruner):
     """L1-norm filter pruning (Li, Kadav, Durdanovic, Samet and Graf, "Pruning Filters for
     Efficient ConvNets", ICLR 2017).
 
-    Every prunable conv in scope (see :mod:`unlearnbench.pruning_structured`: its output feeds
+    Every prunable conv in scope (see :mod:`unlearnbench.training.pruning_structured`: its output feeds
     exactly one affine BatchNorm and, through channel-wise ops, exactly one conv) ranks its output
     filters by the sum of absolute kernel weights of the given model and keeps the top
     ``filter_keep_count(out, s) = max(1, floor(out * (1 - s) + 0.5))`` (ties to the lower index),

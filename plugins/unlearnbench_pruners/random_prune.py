@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneTask
+from unlearnbench.api import PruneTask
 from unlearnbench_pruners._common import RewindRetrainPruner
 
 

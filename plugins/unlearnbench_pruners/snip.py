@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.components import PruneTask
-from unlearnbench.errors import InvalidValueError
+from unlearnbench.api import InvalidValueError, PruneTask
 from unlearnbench_pruners._common import AtInitPruner
 
 

@@ -9,10 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearnbench.components import PruneTask
-from unlearnbench.errors import InvalidValueError
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import check_sparsity, topk_mask
+from unlearnbench.api import InvalidValueError, Mask, PruneTask, check_sparsity, topk_mask
 from unlearnbench_pruners._common import AtInitPruner
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Built-in unlearner plugins."""
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 from unlearnbench_unlearners.finetune import FineTune, L1Sparse
 from unlearnbench_unlearners.gradient_ascent import GradientAscent
 from unlearnbench_unlearners.retrain import Retrain

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.components import Unlearner, UnlearnTask
-from unlearnbench.engine import unlearning_recipe
+from unlearnbench.api import Unlearner, UnlearnTask, unlearning_recipe
 
 
 class GradientAscent(Unlearner):

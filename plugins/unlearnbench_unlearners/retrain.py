@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from unlearnbench.components import Unlearner, UnlearnTask
+from unlearnbench.api import Unlearner, UnlearnTask
 
 
 class Retrain(Unlearner):

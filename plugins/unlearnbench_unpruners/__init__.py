@@ -1,6 +1,6 @@
 """Built-in un-pruner plugins."""
 
-from unlearnbench import hookimpl
+from unlearnbench.api import hookimpl
 from unlearnbench_unpruners.reprune import RelaxUnlearnReprune
 
 

@@ -6,8 +6,7 @@ import copy
 from dataclasses import dataclass
 from typing import Literal
 
-from unlearnbench.components import PruneOutcome, Unpruner, UnpruneTask
-from unlearnbench.engine import unlearning_recipe
+from unlearnbench.api import PruneOutcome, Unpruner, UnpruneTask, unlearning_recipe
 
 
 class RelaxUnlearnReprune(Unpruner):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from unlearnbench import Metric, hookimpl
-from unlearnbench.evaluation import EvalContext
+from unlearnbench.api import EvalContext, Metric, hookimpl
 
 
 class ForgetLoss(Metric):

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.components import COMPONENT_KINDS, Component
+from unlearnbench.config.typed_config import build, field_names
 from unlearnbench.errors import UnknownChoiceError
-from unlearnbench.plugin_manager import PluginHost
-from unlearnbench.typed_config import build, field_names
+from unlearnbench.registry.components import COMPONENT_KINDS, Component
+from unlearnbench.registry.host import PluginHost
 
 HOOK_BY_KIND = {
     "dataset": "unlearnbench_register_datasets",

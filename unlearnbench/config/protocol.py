@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 from typing import Protocol as Protocol_
 
-from unlearnbench.engine import TrainRecipe
+from unlearnbench.config.typed_config import build, field_names
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.hashing import sha256_json
-from unlearnbench.typed_config import build, field_names
+from unlearnbench.training.engine import TrainRecipe
 
 if sys.version_info >= (3, 11):
     import tomllib

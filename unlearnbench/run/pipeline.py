@@ -19,8 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearnbench.artifacts import ArtifactStore, artifact_key, write_text_atomic
-from unlearnbench.components import (
+from unlearnbench.config.protocol import Protocol
+from unlearnbench.config.typed_config import to_dict
+from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
+from unlearnbench.data.images import ImageSplit
+from unlearnbench.data.prepare import PreparedData, prepare
+from unlearnbench.progress import NullProgress, ProgressSink
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.components import (
     Component,
     Metric,
     Pruner,
@@ -30,20 +36,14 @@ from unlearnbench.components import (
     Unpruner,
     UnpruneTask,
 )
-from unlearnbench.data import ImageSplit
-from unlearnbench.engine import Engine
-from unlearnbench.evaluation import EvalContext, References
-from unlearnbench.events import ResultReady
-from unlearnbench.forget import ForgetSet, draw_forget_set, retain_indices
-from unlearnbench.masks import Mask
-from unlearnbench.progress import NullProgress, ProgressSink
-from unlearnbench.protocol import Protocol
-from unlearnbench.pruning import check_sparsity, scope_parameter_names
-from unlearnbench.registry import Registry
-from unlearnbench.results import ResultsFile, environment_info, software_versions
-from unlearnbench.splits import PreparedData, prepare
-from unlearnbench.stages import ModelArtifact, StageCache
-from unlearnbench.typed_config import to_dict
+from unlearnbench.registry.events import ResultReady
+from unlearnbench.report.results import ResultsFile, environment_info, software_versions
+from unlearnbench.run.artifacts import ArtifactStore, artifact_key, write_text_atomic
+from unlearnbench.run.evaluation import EvalContext, References
+from unlearnbench.run.stages import ModelArtifact, StageCache
+from unlearnbench.training.engine import Engine
+from unlearnbench.training.masks import Mask
+from unlearnbench.training.pruning import check_sparsity, scope_parameter_names
 
 log = logging.getLogger(__name__)
 

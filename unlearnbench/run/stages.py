@@ -16,9 +16,9 @@ from typing import Any
 import pluggy
 import torch
 
-from unlearnbench.artifacts import Artifact, ArtifactStore, artifact_key
-from unlearnbench.events import StageFinished
-from unlearnbench.masks import Mask
+from unlearnbench.registry.events import StageFinished
+from unlearnbench.run.artifacts import Artifact, ArtifactStore, artifact_key
+from unlearnbench.training.masks import Mask
 
 log = logging.getLogger(__name__)
 

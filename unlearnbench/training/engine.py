@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.augment import normalize, random_crop, random_flip
-from unlearnbench.data import ImageSplit
+from unlearnbench.data.augment import normalize, random_crop, random_flip
+from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
-from unlearnbench.masks import Mask
 from unlearnbench.progress import NullProgress, ProgressSink
+from unlearnbench.training.masks import Mask
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pluggy
 
-from unlearnbench import hookspecs
+from unlearnbench.registry import hookspecs
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.masks import Mask
-from unlearnbench.pruning import kept_count
+from unlearnbench.training.masks import Mask
+from unlearnbench.training.pruning import kept_count
 
 log = logging.getLogger(__name__)
 

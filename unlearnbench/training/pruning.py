@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
-from unlearnbench.masks import Mask
+from unlearnbench.training.masks import Mask
 
 SCOPES: dict[str, tuple[type[nn.Module], ...]] = {
     "conv": (nn.Conv2d,),

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from unlearnbench.data import DatasetSplits, ImageSplit
-from unlearnbench.masks import Mask
+from unlearnbench.data.images import DatasetSplits, ImageSplit
+from unlearnbench.training.masks import Mask
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from unlearnbench.engine import Engine, TrainRecipe
-    from unlearnbench.evaluation import EvalContext
+    from unlearnbench.run.evaluation import EvalContext
+    from unlearnbench.training.engine import Engine, TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Pruner(Component):
         raise NotImplementedError
 
     def select(self, scores: dict[str, torch.Tensor], task: PruneTask) -> Mask:
-        from unlearnbench.pruning import global_topk_mask
+        from unlearnbench.training.pruning import global_topk_mask
 
         return global_topk_mask(scores, task.sparsity, task.scope)
 

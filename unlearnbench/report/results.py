@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from unlearnbench.artifacts import write_text_atomic
 from unlearnbench.errors import InvalidValueError
+from unlearnbench.run.artifacts import write_text_atomic
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from unlearnbench.components import (
+    from unlearnbench.registry.components import (
         DatasetPlugin,
         Metric,
         ModelPlugin,
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         Unlearner,
         Unpruner,
     )
-    from unlearnbench.events import ResultReady, StageFinished
+    from unlearnbench.registry.events import ResultReady, StageFinished
 
 PROJECT = "unlearnbench"
 hookspec = pluggy.HookspecMarker(PROJECT)

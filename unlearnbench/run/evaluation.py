@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearnbench.data import ImageSplit
-from unlearnbench.engine import Engine
-from unlearnbench.masks import Mask
+from unlearnbench.data.images import ImageSplit
+from unlearnbench.training.engine import Engine
+from unlearnbench.training.masks import Mask
 
 SPLITS = ("forget", "retain", "test", "forget_test")
 

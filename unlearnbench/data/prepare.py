@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearnbench.data import DatasetSplits, ImageSplit
+from unlearnbench.data.images import DatasetSplits, ImageSplit
 from unlearnbench.errors import InvalidValueError
 
 

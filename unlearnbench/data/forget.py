@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearnbench.data import ImageSplit
+from unlearnbench.config.protocol import ForgetSpec
+from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.hashing import sha256_indices
-from unlearnbench.protocol import ForgetSpec
 
 
 @dataclass(frozen=True)
