@@ -36,7 +36,7 @@ from unlearnbench.data.prepare import limit_split
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import PruneTask, Unlearner, UnlearnTask, UnpruneTask
 from unlearnbench.registry.host import ONLY_PLUGINS_ENV, create_host
-from unlearnbench.run.evaluation import EvalContext, References
+from unlearnbench.run.evaluation import EvalContext, Reference
 from unlearnbench.run.pipeline import Pipeline, RunSettings
 from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
@@ -517,7 +517,7 @@ def test_mia_efficacy_is_higher_for_unseen_forget_data(overfit: Overfit) -> None
                 "forget_test": forget.head(0),
             },
             engine=overfit.engine,
-            references=References(lambda: overfit.model, lambda: overfit.model, lambda: None),
+            references={"original": lambda: Reference(overfit.model, None)},
             runtime_s=None,
             forget_kind="random",
         )

@@ -540,12 +540,13 @@ def test_a_failing_component_fails_its_rows_only(tmp_path: Path, monkeypatch: py
 
 
 class RetrainReferenceL1(Metric):
-    """L1 norm of the row's retrain reference: a metric that reads ``references.retrain_model``."""
+    """L1 norm of the row's retrain reference: a metric that reads the ``retrain`` reference."""
 
     name = "core-retrain-l1"
+    needs = ("retrain",)
 
     def compute(self, ctx: EvalContext) -> float | None:
-        return float(sum(p.detach().abs().sum() for p in ctx.references.retrain_model().parameters()))
+        return float(sum(p.detach().abs().sum() for p in ctx.reference("retrain").model.parameters()))
 
 
 class NoGradRetrainReferenceL1(RetrainReferenceL1):

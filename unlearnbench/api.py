@@ -24,7 +24,7 @@ from unlearnbench.registry.components import (
 )
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.registry.hookspecs import hookimpl
-from unlearnbench.run.evaluation import EvalContext
+from unlearnbench.run.evaluation import EvalContext, Reference
 from unlearnbench.training.engine import Engine, TrainRecipe, unlearning_recipe
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import check_sparsity, global_topk_mask, topk_mask
@@ -45,6 +45,7 @@ __all__ = [
     "PruneOutcome",
     "PruneTask",
     "Pruner",
+    "Reference",
     "ResultReady",
     "StageFinished",
     "TrainRecipe",

@@ -33,9 +33,10 @@ class MaskIoURetainTopology(Metric):
     label = "Mask-IoU"
     unit = ""
     higher_is_better = True
+    needs = ("retain_topology",)
 
     def compute(self, ctx: EvalContext) -> float | None:
-        reference = ctx.references.retain_topology()
+        reference = ctx.reference("retain_topology").mask
         if ctx.mask is None or reference is None:
             return None
         return ctx.mask.filter_iou(reference) if ctx.structured else ctx.mask.iou(reference)

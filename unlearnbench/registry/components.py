@@ -127,7 +127,14 @@ class Pruner(Component):
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UnlearnTask:
-    """What an unlearner may use. ``mask`` is None when it runs in dense space (un-pruning)."""
+    """What an unlearner may use. ``mask`` is None when it runs in dense space (un-pruning).
+
+    ``forget_kind`` is the forget set's kind (``random``, ``class``, ``per-class``) and
+    ``forgotten_classes`` the classes removed by class-wise forgetting (empty otherwise). ``val``
+    is the validation hold-out (None when the protocol holds none out). ``original`` builds a
+    fresh copy of the model before unlearning (a teacher); ``dense_state`` holds the trained
+    dense weights from before pruning (None when the model was never pruned).
+    """
 
     forget: ImageSplit
     retain: ImageSplit
@@ -137,6 +144,11 @@ class UnlearnTask:
     new_model: Callable[[], nn.Module]
     num_classes: int
     seed: int
+    forget_kind: str = "random"
+    forgotten_classes: tuple[int, ...] = ()
+    val: ImageSplit | None = None
+    original: Callable[[], nn.Module] | None = None
+    dense_state: dict[str, torch.Tensor] | None = None
 
 
 class Unlearner(Component):
@@ -189,13 +201,16 @@ class Metric(Component):
     """One number computed from an evaluated model and its references.
 
     ``label`` heads the leaderboard column, ``unit`` follows it, and ``higher_is_better`` is None
-    for two-sided metrics (closer to the retrain reference is better).
+    for two-sided metrics (closer to the retrain reference is better). ``needs`` names the
+    references it reads; the run builds only the references some selected metric needs.
     """
 
     kind = "metric"
     label: ClassVar[str] = ""
     unit: ClassVar[str] = ""
     higher_is_better: ClassVar[bool | None] = None
+    needs: ClassVar[tuple[str, ...]] = ()
+    """The references this metric reads through ``EvalContext.reference`` (e.g. ``"retrain"``)."""
 
     def compute(self, ctx: EvalContext) -> float | None:
         raise NotImplementedError

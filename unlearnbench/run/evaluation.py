@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from unlearnbench.data.images import ImageSplit
+from unlearnbench.errors import UnknownChoiceError
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.masks import Mask
 
@@ -16,17 +17,12 @@ SPLITS = ("forget", "retain", "test", "forget_test")
 
 
 @dataclass(frozen=True)
-class References:
-    """Loaders for the references of a row, computed (or read from the cache) on first use.
+class Reference:
+    """A reference a metric compares with: a model (None for mask-only references) and its mask
+    (None when dense)."""
 
-    ``retrain_model``: retrained from scratch on the retain set under the original mask.
-    ``retain_topology``: the mask that training on the retain set and pruning with the same
-    pruner gives (None for dense models). ``original_model``: the model before unlearning.
-    """
-
-    original_model: Callable[[], nn.Module]
-    retrain_model: Callable[[], nn.Module]
-    retain_topology: Callable[[], Mask | None]
+    model: nn.Module | None
+    mask: Mask | None
 
 
 class EvalContext:
@@ -34,8 +30,10 @@ class EvalContext:
 
     ``splits``: ``forget``, ``retain``, ``test`` (without the forgotten classes for class-wise
     forgetting, as the reference) and ``forget_test`` (the test examples of forgotten classes;
-    empty for random forgetting). ``runtime_s`` is the unlearning time (None for references).
-    ``structured`` is True when the mask comes from a structured (channel) pruner.
+    empty for random forgetting). ``references`` maps a reference name (what a metric lists in
+    ``Metric.needs``: ``original``, ``retrain``, ``retain_topology``, ...) to a loader, called on
+    first use. ``runtime_s`` is the unlearning time (None for references). ``structured`` is True
+    when the mask comes from a structured (channel) pruner.
     """
 
     def __init__(
@@ -45,7 +43,7 @@ class EvalContext:
         mask: Mask | None,
         splits: dict[str, ImageSplit],
         engine: Engine,
-        references: References,
+        references: Mapping[str, Callable[[], Reference]],
         runtime_s: float | None,
         forget_kind: str,
         structured: bool = False,
@@ -54,17 +52,30 @@ class EvalContext:
         self.mask = mask
         self.splits = splits
         self.engine = engine
-        self.references = references
+        self._reference_loaders = dict(references)
+        self._references: dict[str, Reference] = {}
         self.runtime_s = runtime_s
         self.forget_kind = forget_kind
         self.structured = structured
-        self._logits: dict[str, torch.Tensor] = {}
+        self._logits: dict[tuple[str, str], torch.Tensor] = {}
 
-    def logits(self, split: str) -> torch.Tensor:
-        """The evaluated model's float32 logits on ``split`` (computed once)."""
-        if split not in self._logits:
-            self._logits[split] = self.engine.logits(self.model, self.splits[split])
-        return self._logits[split]
+    def reference(self, name: str) -> Reference:
+        """Reference ``name`` (loaded once); the metric must list it in ``needs``."""
+        if name not in self._references:
+            if name not in self._reference_loaders:
+                raise UnknownChoiceError("reference", name, self._reference_loaders)
+            self._references[name] = self._reference_loaders[name]()
+        return self._references[name]
+
+    def logits(self, split: str, reference: str | None = None) -> torch.Tensor:
+        """Float32 logits on ``split`` of the evaluated model, or of ``reference`` (computed once)."""
+        key = (reference or "", split)
+        if key not in self._logits:
+            model = self.model if reference is None else self.reference(reference).model
+            if model is None:
+                raise ValueError(f"reference {reference!r} has no model")
+            self._logits[key] = self.engine.logits(model, self.splits[split])
+        return self._logits[key]
 
     def labels(self, split: str) -> torch.Tensor:
         return self.splits[split].labels.cpu()

@@ -39,7 +39,7 @@ from unlearnbench.registry.components import (
 from unlearnbench.registry.events import ResultReady
 from unlearnbench.report.results import ResultsFile, environment_info, software_versions
 from unlearnbench.run.artifacts import ArtifactStore, artifact_key, write_text_atomic
-from unlearnbench.run.evaluation import EvalContext, References
+from unlearnbench.run.evaluation import EvalContext, Reference
 from unlearnbench.run.stages import ModelArtifact, StageCache
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.masks import Mask
@@ -312,8 +312,13 @@ class Pipeline:
         return self.stages.model(stage, pruner, self._prune_inputs(seed, pruner, sparsity, forget), compute)
 
     # --- unlearning and un-pruning -------------------------------------------------------------
-    def unlearn_task(self, seed: int, forget: str, mask: Mask | None) -> UnlearnTask:
-        splits = self.splits_for(self.forget_set(forget))
+    def unlearn_task(
+        self, seed: int, forget: str, mask: Mask | None, start: ModelArtifact | None = None
+    ) -> UnlearnTask:
+        """The task of unlearning ``forget``; ``start`` is the model the unlearning begins from."""
+        forget_set = self.forget_set(forget)
+        splits = self.splits_for(forget_set)
+        dense = self.dense(seed) if start is not None and start.mask is not None else None
         return UnlearnTask(
             forget=splits["forget"],
             retain=splits["retain"],
@@ -323,6 +328,11 @@ class Pipeline:
             new_model=self.new_model_factory(seed),
             num_classes=self.data.dataset.num_classes,
             seed=seed,
+            forget_kind=forget_set.spec.kind,
+            forgotten_classes=forget_set.forgotten_classes,
+            val=self.data.val if len(self.data.val) else None,
+            original=None if start is None else (lambda: self.load_model(seed, start.state)),
+            dense_state=None if dense is None else dense.state,
         )
 
     def _unlearner(self, name: str) -> Unlearner:
@@ -342,7 +352,7 @@ class Pipeline:
 
             def compute() -> ModelArtifact:
                 model = self.load_model(row.seed, start.state)
-                out = unlearner.unlearn(model, self.unlearn_task(row.seed, row.forget, mask))
+                out = unlearner.unlearn(model, self.unlearn_task(row.seed, row.forget, mask, start))
                 return self._enforce(out, mask, unlearner.name)
 
             return self.stages.model("unlearn", unlearner.name, inputs, compute)
@@ -361,7 +371,7 @@ class Pipeline:
                 pruner=pruner,
                 retain_prune_task=self.prune_task(row.seed, row.sparsity, splits["retain"], None),
                 unlearner=unlearner,
-                unlearn_task=self.unlearn_task(row.seed, row.forget, None),
+                unlearn_task=self.unlearn_task(row.seed, row.forget, None, dense),
             )
             outcome = unpruner.unprune(task)
             return self._enforce(outcome.model, outcome.mask, unpruner.name)
@@ -396,20 +406,21 @@ class Pipeline:
                                 out.append(Row(seed, pruner, sparsity, spec.name, unlearner, mode))
         return out
 
-    def references(self, row: Row) -> References:
-        def original_model() -> nn.Module:
-            return self.load_model(row.seed, self.pruned(row.seed, row.pruner, row.sparsity).state)
+    def references(self, row: Row) -> dict[str, Callable[[], Reference]]:
+        def original() -> Reference:
+            art = self.pruned(row.seed, row.pruner, row.sparsity)
+            return Reference(self.load_model(row.seed, art.state), art.mask)
 
-        def retrain_model() -> nn.Module:
-            ref = self.unlearned(Row(row.seed, row.pruner, row.sparsity, row.forget, "retrain", False))
-            return self.load_model(row.seed, ref.state)
+        def retrain() -> Reference:
+            art = self.unlearned(Row(row.seed, row.pruner, row.sparsity, row.forget, "retrain", False))
+            return Reference(self.load_model(row.seed, art.state), art.mask)
 
-        def retain_topology() -> Mask | None:
+        def retain_topology() -> Reference:
             if row.sparsity == 0.0:
-                return None
-            return self.pruned(row.seed, row.pruner, row.sparsity, row.forget).mask
+                return Reference(None, None)
+            return Reference(None, self.pruned(row.seed, row.pruner, row.sparsity, row.forget).mask)
 
-        return References(original_model, retrain_model, retain_topology)
+        return {"original": original, "retrain": retrain, "retain_topology": retain_topology}
 
     def evaluate(self, row: Row) -> dict[str, Any]:
         if row.unlearner == ORIGINAL:
