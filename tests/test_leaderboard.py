@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unlearnbench.report.leaderboard import render
+from unlearnbench.report.leaderboard import Roles, render
 
 INFO = {
     "ua": {"label": "UA", "unit": "%", "version": 1, "higher_is_better": None},
@@ -38,6 +38,8 @@ def record(unlearner: str, seed: int, ua: float, *, protocol_hash: str = "a" * 6
         "metric_names": ["ua", "ta", "rte"],
         "device": "cpu",
         "git": "c" * 40,
+        "schema_version": 2,
+        "reference": {"original": "original", "retrain": "retrain"}.get(unlearner),
     }
     base.update(extra)
     return base
@@ -57,6 +59,23 @@ def test_reference_rows_come_first_and_columns_follow_the_protocol_order() -> No
     methods = [line.split("|")[1].strip() for line in lines[2:]]
     assert methods[:2] == ["original", "retrain"]
     assert set(methods[2:]) == {"ft", "ga"}
+
+
+def test_schema_1_records_take_their_roles_from_the_registry_metadata() -> None:
+    """Records written before ``reference`` and the gap flags existed: roles come from ``Roles``."""
+    info = {n: {**i, "gap": False} for n, i in INFO.items()}
+    old = []
+    for u, ua in (("ga", 80.0), ("retrain", 10.0), ("original", 0.0)):
+        r = record(u, 0, ua, metric_info=info)
+        del r["schema_version"], r["reference"]
+        old.append(r)
+    bare = table_lines(render(old))
+    assert [line.split("|")[1].strip() for line in bare[2:]][:2] == ["original", "ga"]
+    lines = table_lines(render(old, Roles({"retrain": "retrain"}, ("ua", "ta"))))
+    methods = [line.split("|")[1].strip() for line in lines[2:]]
+    assert methods[:2] == ["original", "retrain"]
+    ga = next(line for line in lines if line.startswith("| ga"))
+    assert float(ga.split("|")[-3]) == 35.0  # Gap: mean(|80 - 10|, |90 - 90|)
 
 
 def test_seeds_are_averaged_with_their_spread() -> None:

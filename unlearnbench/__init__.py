@@ -1,42 +1,40 @@
-"""unlearnbench: reproducible machine-unlearning benchmarks on sparse models."""
+"""unlearnbench: reproducible machine-unlearning benchmarks on sparse models.
 
-from unlearnbench.data.images import DatasetSplits, ImageSplit
-from unlearnbench.registry.components import (
-    DatasetPlugin,
-    Metric,
-    ModelPlugin,
-    NoParams,
-    PruneOutcome,
-    Pruner,
-    PruneTask,
-    Unlearner,
-    UnlearnTask,
-    Unpruner,
-    UnpruneTask,
-)
-from unlearnbench.registry.hookspecs import hookimpl
-from unlearnbench.training.engine import Engine, TrainRecipe
-from unlearnbench.training.masks import Mask
+The names below are loaded on first use (PEP 562), so torch-free modules such as the planner
+(``unlearnbench.run.plan``) import without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DatasetPlugin",
-    "DatasetSplits",
-    "Engine",
-    "ImageSplit",
-    "Mask",
-    "Metric",
-    "ModelPlugin",
-    "NoParams",
-    "PruneOutcome",
-    "PruneTask",
-    "Pruner",
-    "TrainRecipe",
-    "UnlearnTask",
-    "Unlearner",
-    "UnpruneTask",
-    "Unpruner",
-    "__version__",
-    "hookimpl",
-]
+_LAZY = {
+    "DatasetSplits": "unlearnbench.data.images",
+    "ImageSplit": "unlearnbench.data.images",
+    "DatasetPlugin": "unlearnbench.registry.components",
+    "Metric": "unlearnbench.registry.components",
+    "ModelPlugin": "unlearnbench.registry.components",
+    "NoParams": "unlearnbench.registry.components",
+    "PruneOutcome": "unlearnbench.registry.components",
+    "Pruner": "unlearnbench.registry.components",
+    "PruneTask": "unlearnbench.registry.components",
+    "Unlearner": "unlearnbench.registry.components",
+    "UnlearnTask": "unlearnbench.registry.components",
+    "Unpruner": "unlearnbench.registry.components",
+    "UnpruneTask": "unlearnbench.registry.components",
+    "hookimpl": "unlearnbench.registry.hookspecs",
+    "Engine": "unlearnbench.training.engine",
+    "TrainRecipe": "unlearnbench.training.engine",
+    "Mask": "unlearnbench.training.masks",
+}
+
+__all__ = [*sorted(_LAZY), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'unlearnbench' has no attribute {name!r}")

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -16,13 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from unlearnbench import __version__
-from unlearnbench.config.protocol import load_protocol, parse_override_value
+from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
-from unlearnbench.report.leaderboard import render
+from unlearnbench.report.leaderboard import Roles, render
 from unlearnbench.report.results import read_records
 from unlearnbench.training.pruning import check_sparsity
+
+if TYPE_CHECKING:
+    from unlearnbench.run.context import RunSettings
 
 DEFAULT_PROTOCOL = "digits-quickstart"
 console = Console(stderr=False)
@@ -101,82 +104,128 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def run_options(command: Any) -> Any:
+    """The options ``run`` and ``plan`` share."""
+    options = [
+        click.argument("protocol", default=DEFAULT_PROTOCOL),
+        click.option(
+            "--pruner", "pruners", multiple=True, help="Pruner(s) to run (default: the protocol's)."
+        ),
+        click.option(
+            "--sparsity",
+            "sparsities",
+            multiple=True,
+            help="Target sparsity in [0, 1); repeat or comma-separate.",
+        ),
+        click.option(
+            "--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's)."
+        ),
+        click.option(
+            "--metric", "metrics", multiple=True, help="Metric(s) to compute (default: the protocol's)."
+        ),
+        click.option(
+            "--unprune/--no-unprune",
+            default=None,
+            help="Only with / only without un-pruning (default: both).",
+        ),
+        click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) (default: the protocol's)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option(
+            "--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy."
+        ),
+        click.option(
+            "--download/--no-download", default=True, show_default=True, help="Download missing datasets."
+        ),
+        click.option(
+            "--out",
+            type=click.Path(path_type=Path),
+            default=Path("unlearnbench-out"),
+            show_default=True,
+            help="Output folder: results.jsonl, leaderboard.md and the artifact cache (artifacts/).",
+        ),
+        click.option(
+            "--artifacts",
+            "artifact_root",
+            help="Artifact store: a folder or an fsspec URL shared by a cluster (default: OUT/artifacts).",
+        ),
+        click.option(
+            "--limit", type=click.IntRange(min=1), help="At most N examples per split (smoke runs)."
+        ),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field."),
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="Run the graph in this process, or as one Ray task per node.",
+        ),
+        click.option("--ray-address", help="Join this Ray cluster (e.g. auto); default: start a local Ray."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_run(registry: Registry, options: dict[str, Any]) -> tuple[Protocol, RunSettings]:
+    """The protocol after the run options, and the run settings."""
+    from unlearnbench.run.context import RunSettings
+
+    overrides = parse_sets(options["sets"])
+    for key, values in (
+        ("prune.pruners", list(options["pruners"])),
+        ("prune.sparsities", parse_sparsities(options["sparsities"])),
+        ("unlearn.unlearners", list(options["unlearners"])),
+        ("evaluate.metrics", list(options["metrics"])),
+        ("seeds", list(options["seeds"])),
+    ):
+        if values:
+            overrides.append((key, values))
+    if options["unprune"] is not None:
+        overrides.append(("unprune.modes", [options["unprune"]]))
+    if options["limit"]:
+        overrides.append(("data.limit", options["limit"]))
+    loaded = load_protocol(registry.protocol_path(options["protocol"]), overrides, registry)
+    settings = RunSettings(
+        out=options["out"],
+        device=resolve_device(options["device"]),
+        data_root=options["data_root"],
+        download=options["download"],
+        artifact_root=options["artifact_root"],
+    )
+    return loaded, settings
+
+
 @cli.command()
-@click.argument("protocol", default=DEFAULT_PROTOCOL)
-@click.option("--pruner", "pruners", multiple=True, help="Pruner(s) to run (default: the protocol's).")
-@click.option(
-    "--sparsity", "sparsities", multiple=True, help="Target sparsity in [0, 1); repeat or comma-separate."
-)
-@click.option(
-    "--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's)."
-)
-@click.option("--metric", "metrics", multiple=True, help="Metric(s) to compute (default: the protocol's).")
-@click.option(
-    "--unprune/--no-unprune", default=None, help="Only with / only without un-pruning (default: both)."
-)
-@click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) (default: the protocol's).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy.")
-@click.option("--download/--no-download", default=True, show_default=True, help="Download missing datasets.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("unlearnbench-out"),
-    show_default=True,
-    help="Output folder: results.jsonl, leaderboard.md and the artifact cache (artifacts/).",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="At most N examples per split (smoke runs).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field.")
-def run(
-    protocol: str,
-    pruners: tuple[str, ...],
-    sparsities: tuple[str, ...],
-    unlearners: tuple[str, ...],
-    metrics: tuple[str, ...],
-    unprune: bool | None,
-    seeds: tuple[int, ...],
-    device: str,
-    data_root: Path | None,
-    download: bool,
-    out: Path,
-    limit: int | None,
-    sets: tuple[str, ...],
-) -> None:
+@run_options
+def run(**options: Any) -> None:
     """Run PROTOCOL (default: the offline digits-quickstart) and write OUT/results.jsonl."""
-    from unlearnbench.run.pipeline import Pipeline, RunSettings
+    from unlearnbench.run.pipeline import Pipeline
 
     started = time.perf_counter()
+    out: Path = options["out"]
     try:
         registry = make_registry()
-        overrides = parse_sets(sets)
-        for key, values in (
-            ("prune.pruners", list(pruners)),
-            ("prune.sparsities", parse_sparsities(sparsities)),
-            ("unlearn.unlearners", list(unlearners)),
-            ("evaluate.metrics", list(metrics)),
-            ("seeds", list(seeds)),
-        ):
-            if values:
-                overrides.append((key, values))
-        if unprune is not None:
-            overrides.append(("unprune.modes", [unprune]))
-        if limit:
-            overrides.append(("data.limit", limit))
-        loaded = load_protocol(registry.protocol_path(protocol), overrides, registry)
-        settings = RunSettings(out=out, device=resolve_device(device), data_root=data_root, download=download)
+        loaded, settings = load_run(registry, options)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
-            pipeline = Pipeline(loaded, registry, settings, progress=RichProgress(bars))
+            pipeline = Pipeline(
+                loaded,
+                registry,
+                settings,
+                progress=RichProgress(bars),
+                executor=options["executor"],
+                ray_address=options["ray_address"],
+            )
             records = list(pipeline.run())
         all_records = pipeline.results.records()
         board = out / "leaderboard.md"
         from unlearnbench.run.artifacts import write_text_atomic
 
-        write_text_atomic(board, render(all_records))
+        write_text_atomic(board, render(all_records, registry_roles(registry)))
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
-    show_results(records, loaded.evaluate.metrics)
+    show_results(records)
     failed = [r for r in records if r["status"] != "ok"]
     console.print(
         f"{len(records)} rows ({len(failed)} failed) in {time.perf_counter() - started:.1f} s · "
@@ -190,7 +239,16 @@ def run(
         sys.exit(1)
 
 
-def show_results(records: list[dict[str, Any]], metric_names: Sequence[str]) -> None:
+def registry_roles(registry: Registry) -> Roles:
+    """Which unlearners' rows are references and which metrics make the Gap column."""
+    references = {n: e.cls.reference for n, e in registry.entries("unlearner").items() if e.cls.reference}
+    gap = tuple(n for n, e in registry.entries("metric").items() if e.cls.gap)
+    return Roles(references, gap)  # type: ignore[arg-type]
+
+
+def show_results(records: list[dict[str, Any]]) -> None:
+    info = next((r["metric_info"] for r in records if r.get("metric_info")), {})
+    metric_names = next((r["metric_names"] for r in records if r.get("metric_names")), [])
     table = Table(title="results", show_lines=False)
     for column in ("forget", "pruner", "sparsity", "method", "seed", *metric_names, "status"):
         table.add_column(
@@ -201,7 +259,8 @@ def show_results(records: list[dict[str, Any]], metric_names: Sequence[str]) -> 
         values = []
         for name in metric_names:
             value = r["metrics"].get(name)
-            values.append("-" if value is None else f"{value:.3f}" if name == "rte" else f"{value:.2f}")
+            digits = 3 if info.get(name, {}).get("unit") == "min" else 2
+            values.append("-" if value is None else f"{value:.{digits}f}")
         sparsity = "-" if r.get("sparsity") is None else f"{r['sparsity']:.3f}"
         status = r["status"] if r["status"] == "ok" else f"[red]{r['error']}[/]"
         table.add_row(r["forget_set"], r["pruner"], sparsity, method, str(r["seed"]), *values, status)
@@ -267,7 +326,7 @@ def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
-    text = render(records)
+    text = render(records, registry_roles(make_registry()))
     if output is None:
         console.print(text, markup=False, highlight=False)
     else:

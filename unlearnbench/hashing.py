@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def canonical_json(value: Any) -> str:
@@ -20,5 +21,7 @@ def sha256_json(value: Any) -> str:
 
 def sha256_indices(indices: torch.Tensor) -> str:
     """sha256 of an index list as sorted little-endian int64 bytes."""
+    import torch
+
     ordered = indices.detach().to("cpu", torch.int64).sort().values.contiguous()
     return hashlib.sha256(ordered.numpy().astype("<i8").tobytes()).hexdigest()

@@ -9,6 +9,7 @@ class UnlearningAccuracy(Metric):
     """UA = 100 - accuracy on the forget set (Jia et al., 2023, Sec. 5)."""
 
     name = "ua"
+    gap = True
     label = "UA"
     unit = "%"
     higher_is_better = None
@@ -22,6 +23,7 @@ class RemainingAccuracy(Metric):
     """RA = accuracy on the retain set (Jia et al., 2023, Sec. 5)."""
 
     name = "ra"
+    gap = True
     label = "RA"
     unit = "%"
     higher_is_better = True
@@ -35,6 +37,7 @@ class TestingAccuracy(Metric):
     forgotten classes are removed from the test set, as in the reference code."""
 
     name = "ta"
+    gap = True
     label = "TA"
     unit = "%"
     higher_is_better = True

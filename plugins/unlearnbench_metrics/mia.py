@@ -41,6 +41,7 @@ class MIAEfficacy(Metric):
     """
 
     name = "mia-efficacy"
+    gap = True
     label = "MIA-Efficacy"
     unit = "%"
     higher_is_better = None

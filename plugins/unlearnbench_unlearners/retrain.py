@@ -18,6 +18,7 @@ class Retrain(Unlearner):
 
     name = "retrain"
     version = 1
+    reference = "retrain"
 
     @dataclass(frozen=True)
     class Params:

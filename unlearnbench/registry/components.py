@@ -155,10 +155,13 @@ class Unlearner(Component):
     """Turns a trained model into one that has forgotten ``task.forget``.
 
     It may change ``model`` in place or return a new module; the harness then re-applies the
-    mask and checks that every pruned weight is exactly zero.
+    mask and checks that every pruned weight is exactly zero. ``reference`` names the reference
+    its rows provide (``"retrain"`` for exact retraining): metrics that list that name in
+    ``needs``, and the leaderboard's Gap column, compare with its rows.
     """
 
     kind = "unlearner"
+    reference: ClassVar[str | None] = None
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         raise NotImplementedError
@@ -203,6 +206,8 @@ class Metric(Component):
     ``label`` heads the leaderboard column, ``unit`` follows it, and ``higher_is_better`` is None
     for two-sided metrics (closer to the retrain reference is better). ``needs`` names the
     references it reads; the run builds only the references some selected metric needs.
+    ``gap`` marks the metrics averaged into the leaderboard's Gap column (mean |metric -
+    retrain's|, "Disparity Ave." of Jia et al., 2023); selecting one adds the retrain rows.
     """
 
     kind = "metric"
@@ -211,6 +216,7 @@ class Metric(Component):
     higher_is_better: ClassVar[bool | None] = None
     needs: ClassVar[tuple[str, ...]] = ()
     """The references this metric reads through ``EvalContext.reference`` (e.g. ``"retrain"``)."""
+    gap: ClassVar[bool] = False
 
     def compute(self, ctx: EvalContext) -> float | None:
         raise NotImplementedError

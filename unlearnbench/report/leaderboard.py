@@ -1,21 +1,48 @@
 """Leaderboard tables rendered from result records only (pandas + tabulate).
 
 One table per (protocol, version, hash, forget set, pruner, sparsity): reference rows first
-(``original``, then ``retrain``), every metric as mean +- std over seeds, the number of seeds,
-and the average gap to retrain ("Disparity Ave.", Jia et al. 2023) over UA, MIA-Efficacy, RA
-and TA where all are present. Each table is labelled with the data copy, hardware and commit.
+(the ``original`` row, then rows that provide a reference), every metric as mean +- std over
+seeds, the number of seeds, and the average gap to the ``retrain`` reference ("Disparity Ave.",
+Jia et al. 2023) over the gap metrics where all are present. Which rows are references and which
+metrics make the gap come from the records (``reference``, ``metric_info[name]["gap"]``); for
+records written before they held it, from :class:`Roles` (the CLI reads them from the registry).
+Each table is labelled with the data copy, hardware and commit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-REFERENCE_ORDER = {"original": 0, "retrain": 1}
-GAP_METRICS = ("ua", "mia-efficacy", "ra", "ta")
+from unlearnbench.report.record import ResultRecord
+from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Component metadata for records that lack it: the reference each unlearner's rows provide
+    and the metrics of the Gap column."""
+
+    references: Mapping[str, str] = field(default_factory=dict)
+    gap_metrics: tuple[str, ...] = ()
+
+
+def _reference(record: ResultRecord, roles: Roles) -> str | None:
+    if record.reference is not None or record.schema_version >= 2:
+        return record.reference
+    if record.unlearner == ORIGINAL:
+        return ORIGINAL
+    return None if record.unprune else roles.references.get(record.unlearner)
+
+
+def _gap_metrics(record: ResultRecord, roles: Roles) -> tuple[str, ...]:
+    if record.schema_version >= 2:
+        return tuple(n for n in record.metric_names if record.metric_info.get(n, {}).get("gap"))
+    return tuple(n for n in record.metric_names if n in roles.gap_metrics)
 
 
 def _fmt(values: Sequence[float], digits: int) -> str:
@@ -33,11 +60,10 @@ def _header(name: str, info: dict[str, Any]) -> str:
     return f"{label} ({unit})" if unit and unit != "%" else label
 
 
-def _gap(ok: pd.DataFrame, row: pd.Series) -> float | None:
-    """Mean |metric - retrain's| over UA, MIA, RA, TA for one record (same seed and setting)."""
+def _gap(ok: pd.DataFrame, row: Any) -> float | None:
+    """Mean |metric - retrain's| over the gap metrics for one record (same seed and setting)."""
     same = ok[
-        (ok.unlearner == "retrain")
-        & (~ok.unprune)
+        (ok.reference_role == GAP_REFERENCE)
         & (ok.seed == row.seed)
         & (ok.pruner == row.pruner)
         & (ok.sparsity_target == row.sparsity_target)
@@ -46,19 +72,24 @@ def _gap(ok: pd.DataFrame, row: pd.Series) -> float | None:
     if same.empty:
         return None
     ref = same.iloc[0].metrics
+    names = row.gap_metrics
     gaps = [
         abs(row.metrics[m] - ref[m])
-        for m in GAP_METRICS
+        for m in names
         if row.metrics.get(m) is not None and ref.get(m) is not None
     ]
-    return sum(gaps) / len(gaps) if len(gaps) == len(GAP_METRICS) else None
+    return sum(gaps) / len(gaps) if names and len(gaps) == len(names) else None
 
 
-def render(records: Iterable[dict[str, Any]]) -> str:
+def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
     """Markdown for every group of comparable records, or a note that there are none."""
-    frame = pd.DataFrame(list(records))
+    roles = roles or Roles()
+    typed = [ResultRecord.from_dict(r) for r in records]
+    frame = pd.DataFrame([r.to_dict() for r in typed])
     if frame.empty:
         return "_No results._\n"
+    frame["reference_role"] = [_reference(r, roles) for r in typed]
+    frame["gap_metrics"] = [_gap_metrics(r, roles) for r in typed]
     failed = frame[frame.status != "ok"]
     ok = frame[frame.status == "ok"].copy()
     parts = []
@@ -89,6 +120,9 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         ]
     metric_names += [n for n in info if n not in metric_names]
     table_rows = []
+    is_reference = group.reference_role.map(lambda r: isinstance(r, str))
+    original = set(group.unlearner[group.reference_role == ORIGINAL])
+    references = set(group.unlearner[is_reference])
     for (unlearner, unprune), sub in group.groupby(["unlearner", "unprune"], sort=False):
         cells: dict[str, Any] = {
             "Method": unlearner + (" + un-prune" if unprune else ""),
@@ -96,11 +130,11 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         }
         for name in metric_names:
             cells[_header(name, info[name])] = _fmt(
-                [m.get(name) for m in sub.metrics], 2 if name != "rte" else 3
+                [m.get(name) for m in sub.metrics], 3 if info[name].get("unit") == "min" else 2
             )
         cells["Gap"] = _fmt([g for g in sub.gap if g is not None], 2)
         cells["Seeds"] = sub.seed.nunique()
-        order = (REFERENCE_ORDER.get(unlearner, 2), unlearner, unprune)
+        order = (0 if unlearner in original else 1 if unlearner in references else 2, unlearner, unprune)
         table_rows.append((order, cells))
     table_rows.sort(key=lambda item: item[0])
     table = pd.DataFrame([cells for _, cells in table_rows])
@@ -115,6 +149,10 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
         f"model {first.model} · device {devices} · commit {commits} · "
         f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean |Δ| to retrain "
-        "over UA, MIA-Efficacy, RA, TA; RTE in minutes on the device shown."
+        f"over {', '.join(_labels(first.gap_metrics, info))}; RTE in minutes on the device shown."
     )
     return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n"
+
+
+def _labels(names: Sequence[str], info: dict[str, Any]) -> list[str]:
+    return [info.get(n, {}).get("label", n) for n in names]

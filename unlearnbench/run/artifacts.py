@@ -4,10 +4,15 @@ An artifact lives in ``ROOT/<stage>/<key[:24]>/`` with its files and ``meta.json
 inputs, the stage's runtime, the output's own hash). It is written in a temporary directory and
 moved into place with one ``os.replace``, so a directory that exists is complete: an interrupted
 run leaves no half-written artifact, and the next run recomputes only what is missing.
+
+The root may also be an fsspec URL (``s3://bucket/run``, ``gs://...``, ``memory://...``) that the
+nodes of a cluster share: the files are uploaded first and ``meta.json`` last, so an artifact
+whose meta can be read is complete there too.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -24,13 +29,29 @@ META = "meta.json"
 
 @dataclass(frozen=True)
 class Artifact:
+    """A finished stage output; ``path`` is a local folder, or a path on ``fs`` (fsspec)."""
+
     stage: str
     key: str
     path: Path
     meta: Mapping[str, Any]
+    fs: Any = None
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def names(self) -> list[str]:
+        """The artifact's file names."""
+        if self.fs is None:
+            return sorted(p.name for p in self.path.iterdir())
+        return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(str(self.path), detail=False))
+
+    def open(self, name: str) -> io.BytesIO:
+        """A file's bytes, read in one go."""
+        if self.fs is None:
+            return io.BytesIO((self.path / name).read_bytes())
+        with self.fs.open(f"{self.path}/{name}", "rb") as handle:
+            return io.BytesIO(handle.read())
 
 
 def artifact_key(stage: str, inputs: Mapping[str, Any]) -> str:
@@ -39,8 +60,16 @@ def artifact_key(stage: str, inputs: Mapping[str, Any]) -> str:
 
 
 class ArtifactStore:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    """Artifacts under ``root``: a local folder, or an fsspec URL (not ``file://``)."""
+
+    def __init__(self, root: Path | str) -> None:
+        text = str(root)
+        self.fs: Any = None
+        if "://" in text and not text.startswith("file://"):
+            import fsspec
+
+            self.fs, text = fsspec.core.url_to_fs(text)
+        self.root = Path(text.removeprefix("file://"))
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:24]
@@ -49,12 +78,17 @@ class ArtifactStore:
         """The finished artifact, or None when it was never completed."""
         path = self.path(stage, key)
         meta_path = path / META
-        if not meta_path.is_file():
+        if self.fs is not None:
+            if not self.fs.exists(str(meta_path)):
+                return None
+            meta = json.loads(self.fs.cat_file(str(meta_path)))
+        elif not meta_path.is_file():
             return None
-        meta = json.loads(meta_path.read_text())
+        else:
+            meta = json.loads(meta_path.read_text())
         if meta.get("key") != key:
             return None
-        return Artifact(stage, key, path, meta)
+        return Artifact(stage, key, path, meta, self.fs)
 
     def put(
         self,
@@ -64,6 +98,8 @@ class ArtifactStore:
         write: Callable[[Path], Mapping[str, Any] | None],
     ) -> Artifact:
         """Run ``write(tmpdir)`` (returning extra meta) and publish the directory atomically."""
+        if self.fs is not None:
+            return self._put_remote(stage, key, inputs, write)
         final = self.path(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
@@ -78,6 +114,23 @@ class ArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return Artifact(stage, key, final, meta)
+
+    def _put_remote(
+        self,
+        stage: str,
+        key: str,
+        inputs: Mapping[str, Any],
+        write: Callable[[Path], Mapping[str, Any] | None],
+    ) -> Artifact:
+        final = str(self.path(stage, key))
+        with tempfile.TemporaryDirectory() as tmp:
+            extra = write(Path(tmp)) or {}
+            meta = {"stage": stage, "key": key, "inputs": inputs, **extra}
+            self.fs.makedirs(final, exist_ok=True)
+            for item in sorted(Path(tmp).iterdir()):
+                self.fs.put_file(str(item), f"{final}/{item.name}")
+            self.fs.pipe_file(f"{final}/{META}", canonical_json(meta).encode())  # last: marks it complete
+        return Artifact(stage, key, Path(final), meta, self.fs)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

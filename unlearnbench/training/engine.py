@@ -240,30 +240,29 @@ class Engine:
         model.train()
         step = 0
         task = self.progress.start(description, recipe.epochs)
-        with torch.enable_grad():  # references may be trained lazily from inside a no_grad metric
-            for epoch in range(recipe.epochs):
-                for x, y in epoch_batches(epoch):
-                    factor = lr_factor(recipe, step, steps_per_epoch)
-                    for group in optimizer.param_groups:
-                        group["lr"] = recipe.lr * factor
-                    with self._autocast():
-                        loss = loss_fn(model, x, y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+        for epoch in range(recipe.epochs):
+            for x, y in epoch_batches(epoch):
+                factor = lr_factor(recipe, step, steps_per_epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = recipe.lr * factor
+                with self._autocast():
+                    loss = loss_fn(model, x, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for param, drop in zip(masked_params, drops, strict=True):
+                    if param.grad is not None:
+                        param.grad.masked_fill_(drop, 0.0)
+                optimizer.step()
+                with torch.no_grad():  # masked_fill, not multiply: a pruned NaN must become 0
                     for param, drop in zip(masked_params, drops, strict=True):
-                        if param.grad is not None:
-                            param.grad.masked_fill_(drop, 0.0)
-                    optimizer.step()
-                    with torch.no_grad():  # masked_fill, not multiply: a pruned NaN must become 0
-                        for param, drop in zip(masked_params, drops, strict=True):
-                            param.masked_fill_(drop, 0.0)
-                    step += 1
-                last = float(loss.detach())
-                if not math.isfinite(last):
-                    log.warning("%s: loss is %s after epoch %d", description, last, epoch + 1)
-                self.progress.advance(task)
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch + 1, model)
+                        param.masked_fill_(drop, 0.0)
+                step += 1
+            last = float(loss.detach())
+            if not math.isfinite(last):
+                log.warning("%s: loss is %s after epoch %d", description, last, epoch + 1)
+            self.progress.advance(task)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, model)
         self.progress.finish(task)
         model.eval()
 

@@ -1,0 +1,80 @@
+"""The result record: one row of ``results.jsonl``, typed, versioned and frozen.
+
+Schema 2 adds ``components`` (each as ``dist==version:name@version``) and ``reference`` (the
+reference a row provides, e.g. ``original``; from the unlearner's ``reference`` metadata) to the
+fields of schema 1, whose records still load (the new fields empty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One result row; ``status`` is ``ok`` or ``failed`` (then ``error`` says why)."""
+
+    protocol: str
+    protocol_version: int
+    protocol_hash: str
+    dataset: str
+    data_copy: str
+    model: str
+    forget_set: str
+    forget_kind: str
+    forget_size: int
+    forget_sha256: str
+    pruner: str
+    sparsity_target: float
+    unlearner: str
+    unprune: bool
+    seed: int
+    unpruner: str | None = None
+    row_id: str = ""
+    status: str = "ok"
+    error: str | None = None
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    versions: Mapping[str, Any] = field(default_factory=dict)
+    device: str = ""
+    git: str | None = None
+    sparsity: float | None = None
+    filter_sparsity: float | None = None
+    metric_names: tuple[str, ...] = ()
+    metric_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    runtime_s: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    components: Mapping[str, str] = field(default_factory=dict)
+    reference: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def method(self) -> str:
+        return self.unlearner + (" + un-prune" if self.unprune else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written to ``results.jsonl``."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["metric_names"] = list(self.metric_names)
+        for name in ("metrics", "versions", "metric_info", "runtime_s", "params", "components"):
+            out[name] = dict(out[name])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResultRecord:
+        """A record read back (schema 1 or 2); unknown keys are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["metric_names"] = tuple(values.get("metric_names") or ())
+        for name in ("metrics", "versions", "metric_info", "runtime_s", "params", "components"):
+            values[name] = values.get(name) or {}
+        values.setdefault("schema_version", 1)
+        return cls(**values)

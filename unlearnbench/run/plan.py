@@ -1,0 +1,373 @@
+"""The run graph: a protocol's rows as a DAG of frozen nodes, planned without torch.
+
+A :class:`Node` is one stage output (``stage``, component ``name@version``, its ``params``, the
+cache ``key`` and its ``parents``). :class:`Planner` is the only place that decides cache keys
+(:meth:`Planner.node`) and the dense/sparse rule ("sparsity 0 means the dense model":
+:meth:`Planner.topology`). References are planned only when a selected metric lists them in
+``Metric.needs``, and the ``retrain`` reference rows are added when a selected metric is a gap
+metric (``Metric.gap``), since the leaderboard's Gap column compares with them.
+
+Adding a reference kind (e.g. ``gold``: train on D_r, prune on D_r, fine-tune under that mask;
+``gold_seed``: the same at another seed; a pool of N retrained models):
+
+1. write a builder ``def gold(planner: Planner, row: Row) -> str | None`` that returns the key of
+   the node holding the reference (or None when the row has none), composing planner calls
+   (``planner.topology(seed, pruner, sparsity, forget=row.forget)`` is the retain-set
+   topology) and, for a new computation, ``planner.node("gold", ...)`` with its parents;
+2. add it to :data:`REFERENCE_BUILDERS` under the name metrics list in ``needs``;
+3. register the new stage's compute function in ``unlearnbench/run/stages/references.py``
+   (``STAGES["gold"] = ...``), which turns the parents' artifacts into the node's output.
+
+A pool is one builder that returns a ``pool`` node whose parents are N model nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from unlearnbench.config.typed_config import to_dict
+from unlearnbench.run.artifacts import artifact_key
+
+if TYPE_CHECKING:
+    from unlearnbench.config.protocol import Protocol
+
+ORIGINAL = "original"
+"""The reference row: the trained (and pruned) model before unlearning."""
+GAP_REFERENCE = "retrain"
+"""The reference the leaderboard's Gap column compares with."""
+TRAINING_STAGES = ("original", "retain-dense")
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """What the planner knows of a configured component (read from its class, no torch)."""
+
+    kind: str
+    name: str
+    version: int
+    params: Mapping[str, Any]
+    distribution: str | None = None
+    dist_version: str | None = None
+    needs: tuple[str, ...] = ()
+    reference: str | None = None
+    gap: bool = False
+    structured: bool = False
+
+    def ident(self) -> dict[str, Any]:
+        """What identifies the component in cache keys."""
+        return {"name": self.name, "version": self.version, "params": dict(self.params)}
+
+    @property
+    def label(self) -> str:
+        """``dist==version:name@version`` (``-`` for an unknown distribution)."""
+        dist = f"{self.distribution}=={self.dist_version}" if self.distribution else "-"
+        return f"{dist}:{self.name}@{self.version}"
+
+    @classmethod
+    def of(cls, component: Any, distribution: tuple[str | None, str | None] = (None, None)) -> ComponentInfo:
+        """The info of a configured component instance."""
+        return cls(
+            kind=component.kind,
+            name=component.name,
+            version=component.version,
+            params=to_dict(component.params),
+            distribution=distribution[0],
+            dist_version=distribution[1],
+            needs=tuple(getattr(component, "needs", ())),
+            reference=getattr(component, "reference", None),
+            gap=bool(getattr(component, "gap", False)),
+            structured=bool(getattr(component, "structured", False)),
+        )
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What planning needs from the loaded data: its identity and the forget sets' hashes/sizes."""
+
+    data_id: Mapping[str, Any]
+    forget_sha256: Mapping[str, str]
+    forget_size: Mapping[str, int]
+    components: Mapping[tuple[str, str], ComponentInfo]
+
+    def component(self, kind: str, name: str) -> ComponentInfo:
+        return self.components[(kind, name)]
+
+
+@dataclass(frozen=True)
+class Row:
+    seed: int
+    pruner: str
+    sparsity: float
+    forget: str
+    unlearner: str
+    unprune: bool
+
+
+@dataclass(frozen=True)
+class Node:
+    """One stage output. ``parents`` are ``(role, key)`` pairs; the ``seed`` .. ``unpruner``
+    fields say what the stage computes (None where they do not apply)."""
+
+    stage: str
+    component: str
+    version: int
+    params: Mapping[str, Any]
+    key: str
+    parents: tuple[tuple[str, str], ...]
+    cost: int = 0
+    seed: int | None = None
+    pruner: str | None = None
+    sparsity: float | None = None
+    forget: str | None = None
+    unlearner: str | None = None
+    unpruner: str | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def parent(self, role: str) -> str | None:
+        return next((key for r, key in self.parents if r == role), None)
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """A row's evaluate node, the node of its evaluated model and the keys whose runtimes it reports."""
+
+    row: Row
+    evaluate: str
+    model: str
+    runtimes: tuple[tuple[str, str], ...]
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: Mapping[str, Node]
+    rows: tuple[RowPlan, ...]
+
+    def order(self) -> list[Node]:
+        """Every node after its parents, in the order of the rows (depth first)."""
+        seen: dict[str, Node] = {}
+
+        def visit(key: str) -> Iterator[Node]:
+            if key in seen:
+                return
+            node = self.nodes[key]
+            for _, parent in node.parents:
+                yield from visit(parent)
+            seen[key] = node
+            yield node
+
+        return [n for plan in self.rows for n in visit(plan.evaluate)]
+
+    def dependents(self, key: str) -> set[str]:
+        """Every node downstream of ``key``."""
+        children: dict[str, set[str]] = {}
+        for node in self.nodes.values():
+            for _, parent in node.parents:
+                children.setdefault(parent, set()).add(node.key)
+        found: set[str] = set()
+        todo = [key]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+
+ReferenceBuilder = Callable[["Planner", Row], "str | None"]
+
+
+def _original(planner: Planner, row: Row) -> str | None:
+    return planner.topology(row.seed, row.pruner, row.sparsity)
+
+
+def _retrain(planner: Planner, row: Row) -> str | None:
+    reference = replace(row, unlearner=planner.reference_unlearner(GAP_REFERENCE), unprune=False)
+    return planner.unlearned(reference)
+
+
+def _retain_topology(planner: Planner, row: Row) -> str | None:
+    if row.sparsity == 0.0:  # a dense row has no topology to compare with
+        return None
+    return planner.topology(row.seed, row.pruner, row.sparsity, forget=row.forget)
+
+
+REFERENCE_BUILDERS: dict[str, ReferenceBuilder] = {
+    ORIGINAL: _original,
+    "retrain": _retrain,
+    "retain_topology": _retain_topology,
+}
+"""Reference name (as metrics list it in ``needs``) -> builder of the node holding it."""
+
+
+class Planner:
+    """Turns a protocol's rows into a :class:`Graph`; every key is made in :meth:`node`."""
+
+    def __init__(self, protocol: Protocol, inputs: PlanInputs) -> None:
+        self.protocol = protocol
+        self.inputs = inputs
+        self.nodes: dict[str, Node] = {}
+        self.metrics = [inputs.component("metric", n) for n in protocol.evaluate.metrics]
+
+    def node(self, stage: str, component: ComponentInfo, inputs: dict[str, Any], **fields: Any) -> str:
+        """Add the node of ``stage`` for ``inputs`` (once) and return its key."""
+        key = artifact_key(stage, inputs)
+        if key not in self.nodes:
+            parents = tuple(fields.pop("parents", ()))
+            self.nodes[key] = Node(
+                stage,
+                component.name,
+                component.version,
+                component.params,
+                key,
+                parents,
+                inputs=inputs,
+                **fields,
+            )
+        return key
+
+    def reference_unlearner(self, reference: str) -> str:
+        """The unlearner whose rows are reference ``reference`` (from ``Unlearner.reference``)."""
+        found = [
+            c.name
+            for c in self.inputs.components.values()
+            if c.kind == "unlearner" and c.reference == reference
+        ]
+        if not found:
+            raise LookupError(f"no unlearner provides the {reference!r} reference")
+        return sorted(found)[0]
+
+    # --- model stages -------------------------------------------------------------------------
+    def dense(self, seed: int, forget: str | None = None) -> str:
+        """Dense training on the pool (``forget`` None) or on the retain set of ``forget``."""
+        p, model = self.protocol, self.inputs.component("model", self.protocol.model.name)
+        inputs = {
+            "data": dict(self.inputs.data_id),
+            "model": model.ident(),
+            "recipe": to_dict(p.recipe),
+            "seed": seed,
+            "trained_on": "pool" if forget is None else {"retain_of": self.inputs.forget_sha256[forget]},
+        }
+        pool = self.inputs.data_id["sizes"][0] - (0 if forget is None else self.inputs.forget_size[forget])
+        stage = TRAINING_STAGES[forget is not None]
+        return self.node(stage, model, inputs, cost=p.recipe.epochs * pool, seed=seed, forget=forget)
+
+    def topology(self, seed: int, pruner: str, sparsity: float, forget: str | None = None) -> str:
+        """The pruned model (the retain-set topology when ``forget`` is set); sparsity 0 is dense."""
+        dense = self.dense(seed, forget)
+        if sparsity == 0.0:
+            return dense
+        inputs = {
+            "parent": dense,
+            "pruner": self.inputs.component("pruner", pruner).ident(),
+            "sparsity": sparsity,
+            "scope": self.protocol.prune.scope,
+        }
+        stage = "prune" if forget is None else "retain-topology"
+        info = self.inputs.component("pruner", pruner)
+        return self.node(
+            stage,
+            info,
+            inputs,
+            parents=[("dense", dense)],
+            seed=seed,
+            pruner=pruner,
+            sparsity=sparsity,
+            forget=forget,
+        )
+
+    def _unlearn_inputs(self, row: Row) -> dict[str, Any]:
+        return {
+            "parent": self.topology(row.seed, row.pruner, row.sparsity),
+            "forget": self.inputs.forget_sha256[row.forget],
+            "unlearner": self.inputs.component("unlearner", row.unlearner).ident(),
+            "seed": row.seed,
+        }
+
+    def unlearned(self, row: Row) -> str:
+        """The row's unlearned model: inside the mask, or through un-pruning."""
+        inputs = self._unlearn_inputs(row)
+        start, dense = inputs["parent"], self.dense(row.seed)
+        parents = [("start", start)] + ([("dense", dense)] if start != dense else [])
+        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
+        unlearner = self.inputs.component("unlearner", row.unlearner)
+        cost = int(unlearner.params.get("epochs") or self.protocol.recipe.epochs) * self._retain_size(
+            row.forget
+        )
+        if not row.unprune:
+            return self.node(
+                "unlearn", unlearner, inputs, parents=parents, unlearner=row.unlearner, cost=cost, **fields
+            )
+        unpruner = self.inputs.component("unpruner", self.protocol.unprune.unpruner)
+        inputs = {**inputs, "dense": dense, "unpruner": unpruner.ident()}
+        return self.node(
+            "unprune", unpruner, inputs, parents=parents, unlearner=row.unlearner, unpruner=unpruner.name,
+            cost=cost, **fields,
+        )  # fmt: skip
+
+    def _retain_size(self, forget: str) -> int:
+        return self.inputs.data_id["sizes"][0] - self.inputs.forget_size[forget]
+
+    # --- rows ---------------------------------------------------------------------------------
+    def rows(self) -> list[Row]:
+        """Every row: the original, the gap reference when a gap metric is selected, the unlearners."""
+        p = self.protocol
+        added = []
+        if any(m.gap for m in self.metrics):
+            reference = self.reference_unlearner(GAP_REFERENCE)
+            added = [] if reference in p.unlearn.unlearners else [reference]
+        out = []
+        for seed in p.seeds:
+            for pruner in p.prune.pruners:
+                for sparsity in p.prune.sparsities:
+                    for spec in p.forget:
+                        out.append(Row(seed, pruner, sparsity, spec.name, ORIGINAL, False))
+                        out += [Row(seed, pruner, sparsity, spec.name, u, False) for u in added]
+                        for unlearner in p.unlearn.unlearners:
+                            for mode in p.unprune.modes:
+                                if not (mode and sparsity == 0.0):  # a dense model has nothing to un-prune
+                                    out.append(Row(seed, pruner, sparsity, spec.name, unlearner, mode))
+        return out
+
+    def evaluate(self, row: Row) -> RowPlan:
+        model = (
+            self.topology(row.seed, row.pruner, row.sparsity)
+            if row.unlearner == ORIGINAL
+            else self.unlearned(row)
+        )
+        needs = sorted({name for m in self.metrics for name in m.needs})
+        references = {name: REFERENCE_BUILDERS[name](self, row) for name in needs}
+        inputs = {
+            "model": model,
+            "forget": self.inputs.forget_sha256[row.forget],
+            "data": dict(self.inputs.data_id),
+            "metrics": [m.ident() for m in self.metrics],
+            "references": references,
+        }
+        parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
+        metrics = ComponentInfo("metric", "metrics", 1, {})
+        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
+        key = self.node("evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, **fields)
+        runtimes = [("original", self.dense(row.seed))]
+        if row.sparsity > 0:
+            runtimes.append(("prune", self.topology(row.seed, row.pruner, row.sparsity)))
+        if row.unlearner != ORIGINAL:
+            runtimes.append(("unprune" if row.unprune else "unlearn", model))
+        reference = ORIGINAL if row.unlearner == ORIGINAL else None
+        if row.unlearner != ORIGINAL and not row.unprune:
+            reference = self.inputs.component("unlearner", row.unlearner).reference
+        return RowPlan(row, key, model, tuple(runtimes), reference)
+
+    def graph(self) -> Graph:
+        rows = tuple(self.evaluate(row) for row in self.rows())
+        return Graph(dict(self.nodes), rows)
+
+
+def plan(protocol: Protocol, inputs: PlanInputs) -> Graph:
+    """The graph of every row of ``protocol``."""
+    return Planner(protocol, inputs).graph()

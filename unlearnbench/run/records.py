@@ -1,0 +1,111 @@
+"""Result records of the rows of a run graph: evaluated, or failed with the error that stopped them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearnbench.config.typed_config import to_dict
+from unlearnbench.report.record import SCHEMA_VERSION, ResultRecord
+from unlearnbench.report.results import environment_info, software_versions
+from unlearnbench.run.artifacts import ArtifactStore, artifact_key
+from unlearnbench.run.context import RunContext
+from unlearnbench.run.plan import ORIGINAL, RowPlan
+
+ROW_ID_FIELDS = (
+    "protocol",
+    "protocol_version",
+    "protocol_hash",
+    "forget_set",
+    "pruner",
+    "sparsity_target",
+    "unlearner",
+    "unprune",
+    "seed",
+)
+
+
+def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: str | None) -> ResultRecord:
+    """The record of ``plan``'s row: from its evaluate artifact, or failed with ``error``."""
+    p, row = ctx.protocol, plan.row
+    forget = ctx.forget_sets[row.forget]
+    unpruner = ctx.unpruner.name if row.unprune and ctx.unpruner else None
+    head: dict[str, Any] = {
+        "protocol": p.name,
+        "protocol_version": p.version,
+        "protocol_hash": p.hash,
+        "dataset": p.data.dataset,
+        "data_copy": ctx.data.dataset.copy,
+        "model": p.model.name,
+        "forget_set": row.forget,
+        "forget_kind": forget.spec.kind,
+        "forget_size": len(forget.indices),
+        "forget_sha256": forget.sha256,
+        "pruner": row.pruner,
+        "sparsity_target": row.sparsity,
+        "unlearner": row.unlearner,
+        "unprune": row.unprune,
+        "unpruner": unpruner,
+        "seed": row.seed,
+    }
+    head["row_id"] = artifact_key("row", {k: head[k] for k in ROW_ID_FIELDS})
+    components = _components(ctx, plan)
+    common = dict(
+        **head,
+        versions={
+            **software_versions(),
+            **{k: f"{c.name}@{c.version}" for k, c in components.items()},
+            "metrics": {n: m.version for n, m in ctx.metrics.items()},
+        },
+        components={
+            **{k: ctx.info(c).label for k, c in components.items()},
+            **{f"metric:{n}": ctx.info(m).label for n, m in ctx.metrics.items()},
+        },
+        reference=plan.reference,
+        schema_version=SCHEMA_VERSION,
+        **environment_info(ctx.engine.device),
+    )
+    if error is not None:
+        return ResultRecord(**common, status="failed", error=error)
+    found = store.get("evaluate", plan.evaluate)
+    assert found is not None, plan.evaluate
+    payload = found.meta["payload"]
+    runtimes = {}
+    for stage, key in plan.runtimes:
+        artifact = store.get(stage, key)
+        runtimes[stage] = float(artifact.meta["runtime_s"]) if artifact else 0.0
+    params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
+    return ResultRecord(
+        **common,
+        status="ok",
+        error=None,
+        sparsity=payload["sparsity"],
+        filter_sparsity=payload["filter_sparsity"],
+        metrics=payload["metrics"],
+        metric_names=tuple(ctx.metrics),
+        metric_info={
+            n: {
+                "label": m.label or n,
+                "unit": m.unit,
+                "version": m.version,
+                "higher_is_better": m.higher_is_better,
+                "gap": m.gap,
+            }
+            for n, m in ctx.metrics.items()
+        },
+        runtime_s=runtimes,
+        params=params,
+    )
+
+
+def _components(ctx: RunContext, plan: RowPlan) -> dict[str, Any]:
+    row = plan.row
+    found: dict[str, Any] = {
+        "dataset": ctx.dataset_plugin,
+        "model": ctx.model_plugin,
+        "pruner": ctx.pruners[row.pruner],
+    }
+    if row.unlearner != ORIGINAL:
+        found["unlearner"] = ctx.unlearners[row.unlearner]
+    if row.unprune and ctx.unpruner is not None:
+        found["unpruner"] = ctx.unpruner
+    return found

@@ -1,0 +1,192 @@
+"""The runner: executes a run graph over the artifact store and turns evaluated rows into records.
+
+An executor (:class:`LocalExecutor`, or ``unlearnbench.run.ray_executor.RayExecutor``) yields a
+:class:`NodeOutcome` per node once the node is ready (computed, read from the store, or
+failed); a node fails only when it raises or one of its parents failed, so every other row
+survives. The :class:`Runner` announces each finished node once (``unlearnbench_stage_finished``)
+and records each row as soon as its evaluate node is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pluggy
+import torch
+
+from unlearnbench.registry.events import ResultReady, StageFinished
+from unlearnbench.report.record import ResultRecord
+from unlearnbench.report.results import ResultsFile
+from unlearnbench.run.artifacts import Artifact, ArtifactStore
+from unlearnbench.run.context import RunContext
+from unlearnbench.run.plan import Graph, Node
+from unlearnbench.run.records import build_record
+from unlearnbench.run.stages import STAGES, ModelArtifact, Output
+from unlearnbench.training.masks import Mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """How a node ended: ``error`` is None when its artifact is ready (``reused`` from the store)."""
+
+    key: str
+    stage: str
+    component: str
+    error: str | None
+    reused: bool = False
+    seconds: float = 0.0
+    path: str = ""
+
+
+class Executor(Protocol):
+    def execute(self, graph: Graph) -> Iterator[NodeOutcome]: ...
+
+
+def read_output(artifact: Artifact) -> Output:
+    """A stored node's output: its payload, or its weights, mask and extra tensors."""
+    if "payload" in artifact.meta:
+        return dict(artifact.meta["payload"])
+    names = artifact.names()
+
+    def load(name: str) -> object:
+        return torch.load(artifact.open(name), map_location="cpu", weights_only=True)
+
+    state = load("model.pt")
+    mask = Mask.from_state_dict(load("mask.pt")) if "mask.pt" in names else None  # type: ignore[arg-type]
+    extra = {n[:-3]: load(n) for n in names if n.endswith(".pt") and n not in ("model.pt", "mask.pt")}
+    return ModelArtifact(artifact.key, state, mask, float(artifact.meta["runtime_s"]), extra)  # type: ignore[arg-type]
+
+
+def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapping[str, Output]) -> Artifact:
+    """Compute the node from its ``parents``' outputs and store it (callers check the store first)."""
+    start = time.perf_counter()
+    produced = STAGES[node.stage](ctx, node, parents)
+    seconds = time.perf_counter() - start
+
+    def write(folder: Path) -> dict[str, object]:
+        if isinstance(produced, ModelArtifact):
+            torch.save(produced.state, folder / "model.pt")
+            if produced.mask is not None:
+                produced.mask.save(folder / "mask.pt")
+            for name, value in produced.extra.items():
+                torch.save(value, folder / f"{name}.pt")
+            return {"runtime_s": seconds, "component": node.component}
+        return {"runtime_s": seconds, "component": node.component, "payload": produced}
+
+    return store.put(node.stage, node.key, node.inputs, write)
+
+
+def run_node(
+    ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapping[str, Artifact | Pending]
+) -> NodeOutcome:
+    """Read the node from the store or compute it; a raised error becomes a failed outcome."""
+    try:
+        artifact = store.get(node.stage, node.key)
+        reused = artifact is not None
+        if artifact is None:
+            lazy = LazyParents({r: p if isinstance(p, Pending) else Pending(p) for r, p in parents.items()})
+            artifact = materialise(ctx, store, node, lazy)
+    except Exception as exc:
+        error = f"{node.stage} ({node.component}) failed: {type(exc).__name__}: {exc}"
+        log.error("%s", error, exc_info=exc)
+        return NodeOutcome(node.key, node.stage, node.component, error)
+    seconds = float(artifact.meta["runtime_s"])
+    return NodeOutcome(node.key, node.stage, node.component, None, reused, seconds, str(artifact.path))
+
+
+class Pending:
+    """An artifact whose output is read on first use (a reused node's parents are never read)."""
+
+    def __init__(self, artifact: Artifact) -> None:
+        self.artifact = artifact
+        self.value: Output | None = None
+
+    def get(self) -> Output:
+        if self.value is None:
+            self.value = read_output(self.artifact)
+        return self.value
+
+
+class LazyParents(dict):  # type: ignore[type-arg]
+    """Parents by role, each read from the store only when the stage looks it up."""
+
+    def __getitem__(self, role: str) -> Output:
+        return super().__getitem__(role).get()
+
+
+class LocalExecutor:
+    """Runs the nodes one after the other in this process, in the order of the rows; each
+    output is read once and dropped when no later node needs it."""
+
+    def __init__(self, ctx: RunContext, store: ArtifactStore) -> None:
+        self.ctx = ctx
+        self.store = store
+
+    def execute(self, graph: Graph) -> Iterator[NodeOutcome]:
+        order = graph.order()
+        waiting: dict[str, int] = {}
+        for node in order:
+            for _, parent in node.parents:
+                waiting[parent] = waiting.get(parent, 0) + 1
+        ready: dict[str, Pending] = {}
+        errors: dict[str, str] = {}
+        for node in order:
+            broken = next((errors[p] for _, p in node.parents if p in errors), None)
+            if broken is not None:
+                outcome = NodeOutcome(node.key, node.stage, node.component, broken)
+            else:
+                outcome = run_node(self.ctx, self.store, node, {r: ready[k] for r, k in node.parents})
+            if outcome.error is not None:
+                errors[node.key] = outcome.error
+            else:
+                found = self.store.get(node.stage, node.key)
+                assert found is not None
+                ready[node.key] = Pending(found)
+            for _, parent in node.parents:
+                waiting[parent] -= 1
+                if waiting[parent] == 0:
+                    ready.pop(parent, None)
+            yield outcome
+
+
+class Runner:
+    """Drives an executor over a graph: stage events once per node, a record per row."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        graph: Graph,
+        store: ArtifactStore,
+        results: ResultsFile,
+        hook: pluggy.HookRelay,
+    ) -> None:
+        self.ctx, self.graph, self.store, self.results, self.hook = ctx, graph, store, results, hook
+
+    def run(self, executor: Executor) -> Iterator[ResultRecord]:
+        rows_of: dict[str, list[int]] = {}
+        for i, plan in enumerate(self.graph.rows):
+            rows_of.setdefault(plan.evaluate, []).append(i)
+        for outcome in executor.execute(self.graph):
+            if outcome.error is None:
+                event = StageFinished(
+                    outcome.stage,
+                    outcome.component,
+                    outcome.key,
+                    Path(outcome.path),
+                    outcome.seconds,
+                    outcome.reused,
+                )
+                self.hook.unlearnbench_stage_finished(event=event)
+            for i in rows_of.get(outcome.key, []):
+                error = None if outcome.error is None else f"StageFailed: {outcome.error}"
+                record = build_record(self.ctx, self.store, self.graph.rows[i], error)
+                self.results.put(record.to_dict())
+                self.hook.unlearnbench_result_ready(event=ResultReady(record.to_dict(), self.results.path))
+                yield record

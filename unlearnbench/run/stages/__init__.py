@@ -1,0 +1,20 @@
+"""One module per stage; each computes one node of the run graph from its parents' outputs.
+
+``STAGES`` maps a node's stage name to its compute function (``(ctx, node, parents) -> output``).
+"""
+
+from __future__ import annotations
+
+from unlearnbench.run.stages import evaluate, prune, references, train, unlearn, unprune
+from unlearnbench.run.stages.common import ModelArtifact, Output, StageFn
+
+STAGES: dict[str, StageFn] = {
+    **train.STAGES,
+    **prune.STAGES,
+    **references.STAGES,
+    **unlearn.STAGES,
+    **unprune.STAGES,
+    **evaluate.STAGES,
+}
+
+__all__ = ["STAGES", "ModelArtifact", "Output", "StageFn"]

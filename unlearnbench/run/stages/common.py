@@ -1,0 +1,132 @@
+"""What the stage modules share (none of them imports another): the model artifact, loading a
+model or a reference from one, the unlearning task, and the dense-training and pruning steps
+that both the row stages and the reference stages run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearnbench.registry.components import PruneTask, UnlearnTask
+from unlearnbench.run.context import RunContext
+from unlearnbench.run.evaluation import Reference
+from unlearnbench.run.plan import Node
+from unlearnbench.training.masks import Mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A model stage's output: weights, mask (None when dense), key and measured runtime."""
+
+    key: str
+    state: dict[str, torch.Tensor]
+    mask: Mask | None
+    runtime_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Output = ModelArtifact | dict[str, Any]
+"""A stage's output: a model artifact (saved as files) or a JSON-ready payload (saved in meta)."""
+StageFn = Callable[[RunContext, Node, Mapping[str, Output]], Output]
+
+
+def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def model_of(parents: Mapping[str, Output], role: str) -> ModelArtifact:
+    found = parents[role]
+    assert isinstance(found, ModelArtifact), role
+    return found
+
+
+def as_reference(ctx: RunContext, seed: int, artifact: ModelArtifact | None) -> Reference:
+    """A reference for metrics: the artifact's model and mask (empty when there is none)."""
+    if artifact is None:
+        return Reference(None, None)
+    return Reference(ctx.load_model(seed, artifact.state), artifact.mask)
+
+
+def train_dense(ctx: RunContext, node: Node) -> ModelArtifact:
+    """Train a fresh seeded model on the pool (``node.forget`` None) or on the retain set."""
+    assert node.seed is not None
+    seed, recipe = node.seed, ctx.protocol.recipe
+    model = ctx.new_model_factory(seed)()
+    rewind: dict[str, dict[str, torch.Tensor]] = {}
+    if recipe.rewind_epoch == 0:
+        rewind["rewind"] = state_of(model)
+
+    def keep_rewind(epoch: int, m: nn.Module) -> None:
+        if epoch == recipe.rewind_epoch:
+            rewind["rewind"] = state_of(m)
+
+    label = "train original" if node.forget is None else f"train on retain ({node.forget})"
+    split = ctx.training_data(node.forget)
+    ctx.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind)
+    return ModelArtifact("", state_of(model), None, 0.0, rewind)
+
+
+def prune_task(ctx: RunContext, seed: int, sparsity: float, data: Any, rewind: Any) -> PruneTask:
+    return PruneTask(
+        sparsity=sparsity,
+        scope=ctx.scope,
+        data=data,
+        engine=ctx.engine,
+        recipe=ctx.protocol.recipe,
+        new_model=ctx.new_model_factory(seed),
+        rewind_state=rewind,
+        seed=seed,
+    )
+
+
+def prune_dense(ctx: RunContext, node: Node, dense: ModelArtifact) -> ModelArtifact:
+    """Prune ``dense`` with the node's pruner on the node's training data."""
+    assert node.seed is not None and node.pruner is not None and node.sparsity is not None
+    model = ctx.load_model(node.seed, dense.state)
+    data = ctx.training_data(node.forget)
+    task = prune_task(ctx, node.seed, node.sparsity, data, dense.extra.get("rewind"))
+    outcome = ctx.pruners[node.pruner].prune(model, task)
+    outcome.mask.apply_(outcome.model)
+    return ModelArtifact("", state_of(outcome.model), outcome.mask.to("cpu"), 0.0)
+
+
+def unlearn_task(
+    ctx: RunContext, node: Node, mask: Mask | None, start: ModelArtifact | None, dense: ModelArtifact | None
+) -> UnlearnTask:
+    """The task of unlearning ``node.forget``; ``start`` is the model the unlearning begins from
+    and ``dense`` the dense weights before pruning (None when the start was never pruned)."""
+    assert node.seed is not None and node.forget is not None
+    seed, forget = node.seed, ctx.forget_sets[node.forget]
+    splits = ctx.splits(node.forget)
+    return UnlearnTask(
+        forget=splits["forget"],
+        retain=splits["retain"],
+        mask=mask,
+        engine=ctx.engine,
+        recipe=ctx.protocol.recipe,
+        new_model=ctx.new_model_factory(seed),
+        num_classes=ctx.data.dataset.num_classes,
+        seed=seed,
+        forget_kind=forget.spec.kind,
+        forgotten_classes=forget.forgotten_classes,
+        val=ctx.data.val if len(ctx.data.val) else None,
+        original=None if start is None else (lambda: ctx.load_model(seed, start.state)),
+        dense_state=None if dense is None else dense.state,
+    )
+
+
+def enforce(model: nn.Module, mask: Mask | None, who: str) -> ModelArtifact:
+    """Re-apply ``mask`` so pruned weights are exactly zero whatever the component did."""
+    if mask is not None:
+        fixed = mask.violations(model)
+        if fixed:
+            log.warning("%s left %d pruned weights nonzero; re-masked", who, sum(fixed.values()))
+        mask.apply_(model)
+    return ModelArtifact("", state_of(model), None if mask is None else mask.to("cpu"), 0.0)

@@ -1,0 +1,48 @@
+"""Stage ``evaluate``: every selected metric on the row's model, with the references they need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from unlearnbench.run.context import RunContext
+from unlearnbench.run.evaluation import EvalContext
+from unlearnbench.run.plan import ORIGINAL, Node
+from unlearnbench.run.stages.common import Output, as_reference, model_of
+
+
+def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict[str, Any]:
+    assert node.seed is not None and node.forget is not None and node.pruner is not None
+    seed, art = node.seed, model_of(parents, "model")
+    structured = ctx.pruners[node.pruner].structured
+    loaders = {
+        name: (
+            lambda role=f"ref:{name}": as_reference(
+                ctx, seed, model_of(parents, role) if role in parents else None
+            )
+        )
+        for name in node.inputs["references"]
+    }
+    eval_ctx = EvalContext(
+        model=ctx.load_model(seed, art.state),
+        mask=art.mask,
+        splits=ctx.splits(node.forget),
+        engine=ctx.engine,
+        references=loaders,
+        runtime_s=None if node.unlearner == ORIGINAL else art.runtime_s,
+        forget_kind=ctx.forget_sets[node.forget].spec.kind,
+        structured=structured,
+    )
+    values = {}
+    for name, metric in ctx.metrics.items():
+        value = metric.compute(eval_ctx)
+        values[name] = None if value is None else float(value)
+    mask = art.mask
+    return {
+        "metrics": values,
+        "sparsity": 0.0 if mask is None else mask.sparsity(),
+        "filter_sparsity": mask.filter_sparsity() if mask is not None and structured else None,
+    }
+
+
+STAGES = {"evaluate": evaluate}

@@ -1,0 +1,32 @@
+"""Stage ``unprune``: the un-pruner re-derives the topology on the retain set, around the row's
+unlearner running in dense space."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from unlearnbench.registry.components import UnpruneTask
+from unlearnbench.run.context import RunContext
+from unlearnbench.run.plan import Node
+from unlearnbench.run.stages.common import ModelArtifact, Output, enforce, model_of, prune_task, unlearn_task
+
+
+def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:
+    assert node.seed is not None and node.unlearner is not None and node.pruner is not None
+    assert node.sparsity is not None and node.forget is not None and ctx.unpruner is not None
+    start, dense = model_of(parents, "start"), model_of(parents, "dense")
+    assert start.mask is not None
+    task = UnpruneTask(
+        dense_model=ctx.load_model(node.seed, dense.state),
+        pruned_model=ctx.load_model(node.seed, start.state),
+        mask=start.mask,
+        pruner=ctx.pruners[node.pruner],
+        retain_prune_task=prune_task(ctx, node.seed, node.sparsity, ctx.splits(node.forget)["retain"], None),
+        unlearner=ctx.unlearners[node.unlearner],
+        unlearn_task=unlearn_task(ctx, node, None, dense, None),
+    )
+    outcome = ctx.unpruner.unprune(task)
+    return enforce(outcome.model, outcome.mask, ctx.unpruner.name)
+
+
+STAGES = {"unprune": unprune}
