@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console
@@ -16,18 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from unlearnbench import __version__
-from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
-from unlearnbench.errors import InvalidValueError, UnlearnbenchError
+from unlearnbench.cli_options import load_run, run_options
+from unlearnbench.config.protocol import load_protocol
+from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import Roles, render
 from unlearnbench.report.results import read_records
-from unlearnbench.training.pruning import check_sparsity
 
-if TYPE_CHECKING:
-    from unlearnbench.run.context import RunSettings
-
-DEFAULT_PROTOCOL = "digits-quickstart"
 console = Console(stderr=False)
 if not console.is_terminal:
     console = Console(stderr=False, width=160)
@@ -68,131 +63,6 @@ def cli(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)]
     )
-
-
-def parse_sets(pairs: Sequence[str]) -> list[tuple[str, Any]]:
-    out = []
-    for pair in pairs:
-        if "=" not in pair:
-            raise InvalidValueError(f"--set {pair!r} is not KEY=VALUE (e.g. --set train.epochs=5)")
-        key, value = pair.split("=", 1)
-        out.append((key.strip(), parse_override_value(value.strip())))
-    return out
-
-
-def parse_sparsities(values: Sequence[str]) -> list[float]:
-    found = []
-    for value in values:
-        for part in value.split(","):
-            try:
-                number = float(part)
-            except ValueError:
-                raise InvalidValueError(f"sparsity {part!r} is not a number in [0, 1)") from None
-            found.append(check_sparsity(number))
-    return found
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidValueError(f"--device {device!r}: no CUDA device is available; valid choices: auto, cpu")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InvalidValueError(f"--device {device!r} is not one of: auto, cpu, cuda, cuda:N")
-    return device
-
-
-def run_options(command: Any) -> Any:
-    """The options ``run`` and ``plan`` share."""
-    options = [
-        click.argument("protocol", default=DEFAULT_PROTOCOL),
-        click.option(
-            "--pruner", "pruners", multiple=True, help="Pruner(s) to run (default: the protocol's)."
-        ),
-        click.option(
-            "--sparsity",
-            "sparsities",
-            multiple=True,
-            help="Target sparsity in [0, 1); repeat or comma-separate.",
-        ),
-        click.option(
-            "--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's)."
-        ),
-        click.option(
-            "--metric", "metrics", multiple=True, help="Metric(s) to compute (default: the protocol's)."
-        ),
-        click.option(
-            "--unprune/--no-unprune",
-            default=None,
-            help="Only with / only without un-pruning (default: both).",
-        ),
-        click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) (default: the protocol's)."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option(
-            "--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy."
-        ),
-        click.option(
-            "--download/--no-download", default=True, show_default=True, help="Download missing datasets."
-        ),
-        click.option(
-            "--out",
-            type=click.Path(path_type=Path),
-            default=Path("unlearnbench-out"),
-            show_default=True,
-            help="Output folder: results.jsonl, leaderboard.md and the artifact cache (artifacts/).",
-        ),
-        click.option(
-            "--artifacts",
-            "artifact_root",
-            help="Artifact store: a folder or an fsspec URL shared by a cluster (default: OUT/artifacts).",
-        ),
-        click.option(
-            "--limit", type=click.IntRange(min=1), help="At most N examples per split (smoke runs)."
-        ),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field."),
-        click.option(
-            "--executor",
-            type=click.Choice(["local", "ray"]),
-            default="local",
-            show_default=True,
-            help="Run the graph in this process, or as one Ray task per node.",
-        ),
-        click.option("--ray-address", help="Join this Ray cluster (e.g. auto); default: start a local Ray."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def load_run(registry: Registry, options: dict[str, Any]) -> tuple[Protocol, RunSettings]:
-    """The protocol after the run options, and the run settings."""
-    from unlearnbench.run.context import RunSettings
-
-    overrides = parse_sets(options["sets"])
-    for key, values in (
-        ("prune.pruners", list(options["pruners"])),
-        ("prune.sparsities", parse_sparsities(options["sparsities"])),
-        ("unlearn.unlearners", list(options["unlearners"])),
-        ("evaluate.metrics", list(options["metrics"])),
-        ("seeds", list(options["seeds"])),
-    ):
-        if values:
-            overrides.append((key, values))
-    if options["unprune"] is not None:
-        overrides.append(("unprune.modes", [options["unprune"]]))
-    if options["limit"]:
-        overrides.append(("data.limit", options["limit"]))
-    loaded = load_protocol(registry.protocol_path(options["protocol"]), overrides, registry)
-    settings = RunSettings(
-        out=options["out"],
-        device=resolve_device(options["device"]),
-        data_root=options["data_root"],
-        download=options["download"],
-        artifact_root=options["artifact_root"],
-    )
-    return loaded, settings
 
 
 @cli.command()
@@ -237,6 +107,58 @@ def run(**options: Any) -> None:
     )
     if failed:
         sys.exit(1)
+
+
+@cli.command("plan")
+@run_options
+def plan_command(**options: Any) -> None:
+    """Show the graph a run of PROTOCOL would execute: nodes, cached or not, and the cost left."""
+    from unlearnbench.run.artifacts import ArtifactStore
+    from unlearnbench.run.context import RunContext
+    from unlearnbench.run.plan import plan
+
+    try:
+        registry = make_registry()
+        loaded, settings = load_run(registry, options)
+        graph = plan(loaded, RunContext(loaded, registry, settings).plan_inputs())
+    except UnlearnbenchError as exc:
+        fail(str(exc))
+        return
+    store = ArtifactStore(settings.artifacts)
+    table = Table(title=f"{loaded.name}: {len(graph.nodes)} nodes for {len(graph.rows)} rows")
+    for column in (
+        "stage",
+        "component",
+        "seed",
+        "pruner",
+        "sparsity",
+        "forget",
+        "unlearner",
+        "key",
+        "cached",
+        "cost",
+    ):
+        table.add_column(column, justify="right" if column in ("sparsity", "cost") else "left")
+    left = cached = 0
+    for node in graph.order():
+        done = store.get(node.stage, node.key) is not None
+        cached += done
+        left += 0 if done else node.cost
+        cells = [node.seed, node.pruner, node.sparsity, node.forget, node.unlearner]
+        table.add_row(
+            node.stage,
+            f"{node.component}@{node.version}",
+            *("-" if c is None else str(c) for c in cells),
+            node.key[:12],
+            "[green]yes[/]" if done else "no",
+            f"{node.cost:,}" if node.cost else "-",
+        )
+    console.print(table)
+    console.print(
+        f"{cached}/{len(graph.nodes)} nodes cached · left to compute: {len(graph.nodes) - cached} nodes, "
+        f"about {left:,} training example-passes (epochs x images) · artifacts: {settings.artifacts}",
+        highlight=False,
+    )
 
 
 def registry_roles(registry: Registry) -> Roles:
