@@ -249,7 +249,8 @@ def test_the_plan_command_shows_nodes_cached_and_the_cost_left(tmp_path: Path) -
 
     from unlearnbench.cli import cli
 
-    args = ["plan", PROTOCOL, "--limit", "120", "--set", "train.epochs=2", "--unlearner", "ft", "--no-unprune"]
+    args = ["plan", PROTOCOL, "--limit", "120", "--set", "train.epochs=2", "--unlearner", "ft"]
+    args += ["--no-unprune"]
     args += ["--metric", "ua", "--device", "cpu", "--out", str(tmp_path)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
