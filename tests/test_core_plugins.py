@@ -200,7 +200,7 @@ def test_non_components_and_duplicate_names_are_recorded_not_registered() -> Non
 
     assert error is not None
     assert "is not a Unlearner" in error
-    assert "already registered by plugin 'unlearners'" in error
+    assert "already registered by unlearnbench==" in error and "(plugin 'unlearners')" in error
     assert "core-test-not-a-component" not in registry.names("unlearner")
     assert "core-test-const" not in registry.names("unlearner")
     assert registry.get("unlearner", "ft") is not DuplicateFineTune

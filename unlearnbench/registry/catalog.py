@@ -44,7 +44,12 @@ class Registry:
                     self._add(kind, cls, plugin)
         for plugin, paths in self._call_each("unlearnbench_register_protocols"):
             for path in paths:
-                self._protocols.setdefault(Path(path).stem, (Path(path), plugin))
+                name = Path(path).stem
+                taken = self._protocols.get(name)
+                if taken is not None and taken[0] != Path(path):
+                    self.host.record_error(plugin, self._clash("protocol", name, plugin, taken[1]))
+                    continue
+                self._protocols[name] = (Path(path), plugin)
 
     def _call_each(self, hook_name: str) -> list[tuple[str, list[Any]]]:
         """Call every implementation of a register hook on its own, recording failures."""
@@ -63,13 +68,21 @@ class Registry:
         if not (isinstance(cls, type) and issubclass(cls, base)):
             self.host.record_error(plugin, f"registered {cls!r} as a {kind}, but it is not a {base.__name__}")
             return
-        existing = self._entries[kind].get(cls.name)
-        if existing is not None and existing.cls is not cls:
-            self.host.record_error(
-                plugin, f"{kind} {cls.name!r} is already registered by plugin {existing.plugin!r}; ignored"
-            )
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            self.host.record_error(plugin, f"{kind} class {cls.__name__} has no name; not registered")
             return
-        self._entries[kind][cls.name] = Entry(cls, plugin)
+        existing = self._entries[kind].get(name)
+        if existing is not None and existing.cls is not cls:
+            self.host.record_error(plugin, self._clash(kind, name, plugin, existing.plugin))
+            return
+        self._entries[kind][name] = Entry(cls, plugin)
+
+    def _clash(self, kind: str, name: str, plugin: str, owner: str) -> str:
+        return (
+            f"{kind} {name!r} from {self.host.distribution(plugin)} is already registered by "
+            f"{self.host.distribution(owner)} (plugin {owner!r}); refused"
+        )
 
     # --- lookup ------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

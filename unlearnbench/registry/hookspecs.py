@@ -30,44 +30,46 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def unlearnbench_register_datasets() -> list[type[DatasetPlugin]]:
-    """Dataset classes this plugin provides."""
+    """Dataset classes this plugin provides. Called once when the registry is built, before any run."""
 
 
 @hookspec
 def unlearnbench_register_models() -> list[type[ModelPlugin]]:
-    """Model classes this plugin provides."""
+    """Model classes this plugin provides. Called once when the registry is built, before any run."""
 
 
 @hookspec
 def unlearnbench_register_pruners() -> list[type[Pruner]]:
-    """Pruner classes this plugin provides."""
+    """Pruner classes this plugin provides. Called once when the registry is built, before any run."""
 
 
 @hookspec
 def unlearnbench_register_unlearners() -> list[type[Unlearner]]:
-    """Unlearner classes this plugin provides."""
+    """Unlearner classes this plugin provides. Called once when the registry is built, before any run."""
 
 
 @hookspec
 def unlearnbench_register_unpruners() -> list[type[Unpruner]]:
-    """Un-pruner classes this plugin provides."""
+    """Un-pruner classes this plugin provides. Called once when the registry is built, before any run."""
 
 
 @hookspec
 def unlearnbench_register_metrics() -> list[type[Metric]]:
-    """Metric classes this plugin provides."""
+    """Metric classes this plugin provides. Called once when the registry is built, before any run."""
 
 
 @hookspec
 def unlearnbench_register_protocols() -> list[Path]:
-    """Protocol files (TOML) this plugin provides."""
+    """Protocol files (TOML) this plugin provides. Called once when the registry is built."""
 
 
 @hookspec
 def unlearnbench_stage_finished(event: StageFinished) -> None:
-    """Called after a pipeline stage produced (or reused) its artifact."""
+    """Called once per node of the run graph, when its artifact is ready (computed or reused),
+    in the driver process. An implementation that raises is recorded, not fatal."""
 
 
 @hookspec
 def unlearnbench_result_ready(event: ResultReady) -> None:
-    """Called after a result row was written (or failed) - for exporters and loggers."""
+    """Called after a result row was written to ``results.jsonl`` (ok or failed) - for exporters
+    and loggers. An implementation that raises is recorded, not fatal."""

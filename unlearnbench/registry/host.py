@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -74,6 +75,32 @@ class PluginHost:
             self._infos[name] = PluginInfo(info.name, info.module, info.distribution, info.version, merged)
         log.warning("plugin %s: %s", name, error)
 
+    def distribution(self, name: str) -> str:
+        """``dist==version`` of plugin ``name`` (the plugin's own name when it has none)."""
+        info = self._infos.get(name)
+        if info is None or info.distribution is None:
+            return f"plugin {name!r}"
+        return f"{info.distribution}=={info.version}"
+
+    def check_pending(self) -> None:
+        """Record every hook implementation that matches no hook spec (a misspelled hook name),
+        against its plugin, instead of letting pluggy's ``check_pending`` raise for all."""
+        for name, caller in vars(self.manager.hook).items():
+            if not name.startswith(hookspecs.PROJECT) or getattr(caller, "spec", True) is not None:
+                continue
+            for impl in caller.get_hookimpls():
+                if not impl.hookwrapper and not impl.optionalhook:
+                    self.record_error(impl.plugin_name, f"implements unknown hook {name!r} (misspelled?)")
+
+    def emit(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every implementation of an event hook on its own; one that raises is recorded
+        against its plugin and the others (and the run) go on."""
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except Exception as exc:
+                self.record_error(impl.plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}")
+
     def register(self, module: ModuleType | object, name: str | None = None) -> None:
         """Register an already imported plugin object (a module of hook implementations)."""
         plugin_name = name or getattr(module, "__name__", repr(module))
@@ -106,4 +133,5 @@ def create_host(*, autoload: bool | None = None, plugins: Sequence[ModuleType | 
         host.load_entry_points(discovered_entry_points())
     for plugin in plugins:
         host.register(plugin)
+    host.check_pending()
     return host

@@ -70,7 +70,7 @@ class Pipeline:
     def run(self) -> Iterator[dict[str, Any]]:
         """Evaluate every row, writing each record to ``results.jsonl`` as it completes."""
         self.ctx.save_forget_sets()
-        runner = Runner(self.ctx, self.graph, self.store, self.results, self.registry.host.hook)
+        runner = Runner(self.ctx, self.graph, self.store, self.results, self.registry.host.emit)
         task = self.progress.start(f"{self.protocol.name}: rows", len(self.graph.rows))
         for record in runner.run(self.executor()):
             self.progress.advance(task)

@@ -14,9 +14,8 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-import pluggy
 import torch
 
 from unlearnbench.registry.events import ResultReady, StageFinished
@@ -43,6 +42,10 @@ class NodeOutcome:
     reused: bool = False
     seconds: float = 0.0
     path: str = ""
+
+
+class Emit(Protocol):
+    def __call__(self, hook_name: str, **kwargs: Any) -> None: ...
 
 
 class Executor(Protocol):
@@ -165,9 +168,9 @@ class Runner:
         graph: Graph,
         store: ArtifactStore,
         results: ResultsFile,
-        hook: pluggy.HookRelay,
+        emit: Emit,
     ) -> None:
-        self.ctx, self.graph, self.store, self.results, self.hook = ctx, graph, store, results, hook
+        self.ctx, self.graph, self.store, self.results, self.emit = ctx, graph, store, results, emit
 
     def run(self, executor: Executor) -> Iterator[ResultRecord]:
         rows_of: dict[str, list[int]] = {}
@@ -183,10 +186,10 @@ class Runner:
                     outcome.seconds,
                     outcome.reused,
                 )
-                self.hook.unlearnbench_stage_finished(event=event)
+                self.emit("unlearnbench_stage_finished", event=event)
             for i in rows_of.get(outcome.key, []):
                 error = None if outcome.error is None else f"StageFailed: {outcome.error}"
                 record = build_record(self.ctx, self.store, self.graph.rows[i], error)
                 self.results.put(record.to_dict())
-                self.hook.unlearnbench_result_ready(event=ResultReady(record.to_dict(), self.results.path))
+                self.emit("unlearnbench_result_ready", event=ResultReady(record.to_dict(), self.results.path))
                 yield record
