@@ -258,3 +258,24 @@ def test_the_plan_command_shows_nodes_cached_and_the_cost_left(tmp_path: Path) -
     assert "0/12 nodes cached" in text  # 1 original + 1 prune + 2x(retrain, ft) unlearn + 6 evaluate
     assert "training example-passes" in text
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_an_fsspec_store_round_trips_an_artifact() -> None:
+    pytest.importorskip("fsspec")
+    from unlearnbench.run.artifacts import ArtifactStore, artifact_key
+    from unlearnbench.run.runner import read_output
+
+    store = ArtifactStore("memory://ub-graph-test/artifacts")
+    key = artifact_key("original", {"seed": 0})
+    assert store.get("original", key) is None
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+
+    def write(folder: Path) -> dict[str, Any]:
+        torch.save(state, folder / "model.pt")
+        return {"runtime_s": 1.5}
+
+    store.put("original", key, {"seed": 0}, write)
+    found = store.get("original", key)
+    assert found is not None and found.names() == ["meta.json", "model.pt"]
+    output = read_output(found)
+    assert torch.equal(output.state["w"], state["w"]) and output.runtime_s == 1.5  # type: ignore[union-attr]
