@@ -21,7 +21,7 @@ from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import render
-from unlearnbench.report.results import read_records
+from unlearnbench.report.results import read_many
 from unlearnbench.training.pruning import check_sparsity
 
 DEFAULT_PROTOCOL = "digits-quickstart"
@@ -127,6 +127,11 @@ def resolve_device(device: str) -> str:
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most N examples per split (smoke runs).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
+)
 def run(
     protocol: str,
     pruners: tuple[str, ...],
@@ -141,8 +146,10 @@ def run(
     out: Path,
     limit: int | None,
     sets: tuple[str, ...],
+    threads: int | None,
 ) -> None:
     """Run PROTOCOL (default: the offline digits-quickstart) and write OUT/results.jsonl."""
+    from unlearnbench.run.outdir import check_output_dir
     from unlearnbench.run.pipeline import Pipeline, RunSettings
 
     started = time.perf_counter()
@@ -163,6 +170,18 @@ def run(
         if limit:
             overrides.append(("data.limit", limit))
         loaded = load_protocol(registry.protocol_path(protocol), overrides, registry)
+        if data_root is not None and not getattr(
+            registry.get("dataset", loaded.data.dataset), "reads_root", True
+        ):
+            raise InvalidValueError(
+                f"--data-root {data_root}: dataset {loaded.data.dataset} ships with its package and reads no "
+                "data root; drop --data-root"
+            )
+        check_output_dir(out)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         settings = RunSettings(out=out, device=resolve_device(device), data_root=data_root, download=download)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
@@ -263,7 +282,11 @@ def protocols() -> None:
 def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     """Render markdown leaderboard tables from RESULTS files (results.jsonl)."""
     try:
-        records = [record for path in results for record in read_records(path)]
+        records = read_many(results)
+        if output is not None and output.is_dir():
+            raise InvalidValueError(
+                f"-o {output} is a directory; give a file name such as {output / 'README.md'}"
+            )
     except UnlearnbenchError as exc:
         fail(str(exc))
         return

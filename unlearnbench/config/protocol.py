@@ -60,6 +60,14 @@ class DataSection:
     split_seed: int = 0
     limit: int = 0
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise InvalidValueError(f"data.holdout_fraction {self.holdout_fraction!r} is outside [0, 1)")
+        if self.limit < 0:
+            raise InvalidValueError(f"data.limit {self.limit!r} must be >= 0 (0: no limit)")
+        if self.split_seed < 0:
+            raise InvalidValueError(f"data.split_seed {self.split_seed!r} must be >= 0")
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -222,7 +230,13 @@ def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatal
     parts = key.split(".")
     _expect("--set section", parts[0], TOP_LEVEL)
     head, rest = parts[0], parts[1:]
-    if head in ("name", "version", "description", "seeds"):
+    if head in ("name", "version"):
+        raise InvalidValueError(
+            f"--set key {key!r}: the protocol's {head} is fixed by its file (a changed protocol is a new "
+            "version of the file, not a relabelled run); valid keys: data, model, train, recipes, forget, "
+            "prune, unlearn, unprune, evaluate, seeds"
+        )
+    if head in ("description", "seeds"):
         if rest:
             raise InvalidValueError(f"--set key {key!r}: {head} has no sub-keys")
         return
@@ -230,6 +244,12 @@ def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatal
         raise InvalidValueError(f"--set key {key!r}: name a field, e.g. {head}.<field>")
     if head == "train":
         _expect("--set key under train", rest[0], ["recipe", *field_names(TrainRecipe)])
+        if len(rest) > 1:
+            raise InvalidValueError(
+                f"--set key {key!r}: train.{rest[0]} takes a value, not sub-keys (set a recipe field as "
+                "train.<field> or recipes.<recipe>.<field>; valid fields: "
+                f"{', '.join(field_names(TrainRecipe))})"
+            )
     elif head == "recipes":
         _expect("training recipe", rest[0], list(raw.get("recipes", {})))
         _expect(f"--set key under recipes.{rest[0]}", rest[-1], field_names(TrainRecipe))
@@ -248,6 +268,8 @@ def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatal
             _expect(f"parameter of {kind} {rest[1]}", rest[2], catalog.param_names(kind, rest[1]))
     else:
         _expect(f"--set key under {head}", rest[0], SECTION_FIELDS[head])
+        if len(rest) > 1 and rest[0] != "params":
+            raise InvalidValueError(f"--set key {key!r}: {head}.{rest[0]} takes a value, not sub-keys")
 
 
 def apply_override(raw: dict[str, Any], key: str, value: Any, catalog: ComponentCatalog | None) -> None:
@@ -279,6 +301,10 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     if recipe_name not in recipes:
         raise UnknownChoiceError("training recipe (train.recipe)", recipe_name, recipes)
     recipe = build(TrainRecipe, {**recipes[recipe_name], **train}, f"recipes.{recipe_name}+train")
+    if recipe.epochs < 1:
+        raise InvalidValueError(
+            f"train.epochs must be >= 1 (the original model is trained), got {recipe.epochs}"
+        )
     forget_list = raw.get("forget", [])
     forget = tuple(build(ForgetSpec, spec, f"forget[{i}]") for i, spec in enumerate(forget_list))
     if not forget:
@@ -290,8 +316,14 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     if not isinstance(version, int) or isinstance(version, bool):
         raise InvalidValueError(f"version: expected int, got {version!r}")
     seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise InvalidValueError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise InvalidValueError(f"seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
+    for path in SELECTION_FIELDS:
+        section = raw.get(path[0], {}) if len(path) > 1 else raw
+        chosen = section.get(path[-1], []) if isinstance(section, dict) else []
+        twice = sorted({str(c) for c in chosen if chosen.count(c) > 1}) if isinstance(chosen, list) else []
+        if twice:
+            raise InvalidValueError(f"{'.'.join(path)} selects {', '.join(twice)} more than once")
     return Protocol(
         name=str(raw["name"]),
         version=version,

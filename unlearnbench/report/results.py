@@ -22,20 +22,65 @@ from filelock import FileLock
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.run.artifacts import write_text_atomic
 
+REQUIRED_KEYS = (
+    "row_id",
+    "protocol",
+    "protocol_version",
+    "protocol_hash",
+    "forget_set",
+    "pruner",
+    "sparsity_target",
+    "unlearner",
+    "seed",
+    "status",
+    "metrics",
+)
+"""What every result record has; a line without them is not a result record."""
+
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a results file (blank lines skipped)."""
+    """Every record of a results file (blank lines skipped); bad input is one clear error."""
     try:
         lines = Path(path).read_text().splitlines()
+    except IsADirectoryError:
+        raise InvalidValueError(f"results file {path} is a directory; give its results.jsonl") from None
+    except UnicodeDecodeError:
+        raise InvalidValueError(f"results file {path} is not text (expected JSON lines)") from None
     except OSError as exc:
         raise InvalidValueError(f"cannot read results file {path}: {exc.strerror}") from exc
     records = []
     for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from exc
+            missing = (
+                [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else REQUIRED_KEYS
+            )
+            if missing:
+                raise InvalidValueError(
+                    f"{path}:{number}: not an unlearnbench result record (missing {', '.join(missing)})"
+                )
+            records.append(record)
+    return records
+
+
+def read_many(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The records of several results files; a row found twice is refused, not averaged as a seed."""
+    seen: dict[str, Path] = {}
+    records = []
+    for path in paths:
+        for record in read_records(path):
+            first = seen.get(record["row_id"])
+            if first is not None:
+                where = f"twice in {path}" if first == path else f"in {first} and {path}"
+                what = f"{record['unlearner']}, seed {record['seed']}"
+                raise InvalidValueError(
+                    f"row {record['row_id'][:12]} ({what}) appears {where}; give each results file once"
+                )
+            seen[record["row_id"]] = path
+            records.append(record)
     return records
 
 
