@@ -170,7 +170,7 @@ def test_results_file_keeps_other_rows_and_replaces_the_same_row(tmp_path: Path)
     results.put(record("b", 2.0))
     results.put(record("a", 3.0))
     assert [(r["row_id"], r["metrics"]["ua"]) for r in results.records()] == [("a", 3.0), ("b", 2.0)]
-    on_disk = read_records(path)
+    on_disk = read_records(path, required=("row_id",))
     assert on_disk == results.records()
     assert len(path.read_text().splitlines()) == 2
 
@@ -179,13 +179,15 @@ def test_results_file_keeps_other_rows_and_replaces_the_same_row(tmp_path: Path)
     assert again.records() == on_disk
     again.put(record("c", 4.0))
     again.put(record("b", 5.0, status="failed"))
-    assert [(r["row_id"], r["metrics"]["ua"], r["status"]) for r in read_records(path)] == [
+    assert [
+        (r["row_id"], r["metrics"]["ua"], r["status"]) for r in read_records(path, required=("row_id",))
+    ] == [
         ("a", 3.0, "ok"),
         ("b", 2.0, "ok"),
         ("c", 4.0, "ok"),
     ]
     # the failed attempt is not lost: it is in the attempts log
-    attempts = read_records(results.attempts)
+    attempts = read_records(results.attempts, required=("row_id",))
     assert [(r["row_id"], r["status"]) for r in attempts] == [("b", "failed")]
 
 
@@ -237,7 +239,7 @@ def test_two_processes_writing_at_once_keep_the_union_of_their_rows(tmp_path: Pa
     for worker in workers:
         worker.join(120)
         assert worker.exitcode == 0
-    ids = {r["row_id"] for r in read_records(path)}
+    ids = {r["row_id"] for r in read_records(path, required=("row_id",))}
     assert ids == {f"{p}{i}" for p in ("ft", "ga") for i in range(150)}
 
 
@@ -245,6 +247,6 @@ def test_read_records_errors_name_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(record("a", 1.0)) + "\n\n{not json\n")
     with pytest.raises(InvalidValueError, match=r"results\.jsonl:3: not a JSON line"):
-        read_records(path)
+        read_records(path, required=("row_id",))
     with pytest.raises(InvalidValueError, match="cannot read results file"):
         read_records(tmp_path / "missing.jsonl")

@@ -12,7 +12,7 @@ import logging
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,10 @@ REQUIRED_KEYS = (
 """What every result record has; a line without them is not a result record."""
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a results file (blank lines skipped); bad input is one clear error."""
+def read_records(path: Path, required: Sequence[str] = REQUIRED_KEYS) -> list[dict[str, Any]]:
+    """Every record of a results file (blank lines skipped); bad input is one clear error.
+
+    A line lacking any of ``required`` is refused as not a result record."""
     try:
         lines = Path(path).read_text().splitlines()
     except IsADirectoryError:
@@ -55,9 +57,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from exc
-            missing = (
-                [k for k in REQUIRED_KEYS if k not in record] if isinstance(record, dict) else REQUIRED_KEYS
-            )
+            missing = [k for k in required if k not in record] if isinstance(record, dict) else list(required)
             if missing:
                 raise InvalidValueError(
                     f"{path}:{number}: not an unlearnbench result record (missing {', '.join(missing)})"
@@ -125,8 +125,8 @@ class ResultsFile:
     def _read(self) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
         if self.path.exists():
-            for record in read_records(self.path):
-                rows[record.get("row_id", str(len(rows)))] = record
+            for record in read_records(self.path, required=("row_id",)):
+                rows[record["row_id"]] = record
         return rows
 
     def put(self, record: dict[str, Any]) -> dict[str, Any]:
