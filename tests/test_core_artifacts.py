@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,7 +170,7 @@ def test_results_file_keeps_other_rows_and_replaces_the_same_row(tmp_path: Path)
     results.put(record("b", 2.0))
     results.put(record("a", 3.0))
     assert [(r["row_id"], r["metrics"]["ua"]) for r in results.records()] == [("a", 3.0), ("b", 2.0)]
-    on_disk = read_records(path)
+    on_disk = read_records(path, required=("row_id",))
     assert on_disk == results.records()
     assert len(path.read_text().splitlines()) == 2
 
@@ -178,17 +179,74 @@ def test_results_file_keeps_other_rows_and_replaces_the_same_row(tmp_path: Path)
     assert again.records() == on_disk
     again.put(record("c", 4.0))
     again.put(record("b", 5.0, status="failed"))
-    assert [(r["row_id"], r["metrics"]["ua"], r["status"]) for r in read_records(path)] == [
+    assert [
+        (r["row_id"], r["metrics"]["ua"], r["status"]) for r in read_records(path, required=("row_id",))
+    ] == [
         ("a", 3.0, "ok"),
-        ("b", 5.0, "failed"),
+        ("b", 2.0, "ok"),
         ("c", 4.0, "ok"),
     ]
+    # the failed attempt is not lost: it is in the attempts log
+    attempts = read_records(results.attempts, required=("row_id",))
+    assert [(r["row_id"], r["status"]) for r in attempts] == [("b", "failed")]
+
+
+def test_a_failed_row_is_replaced_by_a_later_success(tmp_path: Path) -> None:
+    results = ResultsFile(tmp_path / "results.jsonl")
+    results.put(record("a", 1.0, status="failed"))
+    results.put(record("a", 2.0))
+    assert [(r["metrics"]["ua"], r["status"]) for r in results.records()] == [(2.0, "ok")]
+
+
+def test_a_narrower_rerun_adds_metrics_and_removes_none(tmp_path: Path) -> None:
+    results = ResultsFile(tmp_path / "results.jsonl")
+    full = {
+        "row_id": "a",
+        "status": "ok",
+        "metrics": {"ua": 1.0, "ra": 99.0, "mia-efficacy": 5.0},
+        "metric_names": ["ua", "ra", "mia-efficacy"],
+        "metric_errors": {"ta": "ValueError: boom"},
+    }
+    results.put(full)
+    results.put(
+        {"row_id": "a", "status": "ok", "metrics": {"ua": 2.0, "ta": 90.0}, "metric_names": ["ua", "ta"]}
+    )
+    (row,) = results.records()
+    assert row["metrics"] == {"ua": 2.0, "ra": 99.0, "mia-efficacy": 5.0, "ta": 90.0}
+    assert row["metric_names"] == ["ua", "ra", "mia-efficacy", "ta"]
+    assert row["metric_errors"] == {}  # ta was recomputed without error
+
+
+def _write_rows(path: str, prefix: str, count: int, start: Any) -> None:
+    results = ResultsFile(Path(path))
+    start.wait(60)
+    for i in range(count):
+        results.put(
+            {"row_id": f"{prefix}{i}", "status": "ok", "metrics": {"ua": float(i)}, "pad": "x" * 4000}
+        )
+
+
+def test_two_processes_writing_at_once_keep_the_union_of_their_rows(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "results.jsonl"
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    workers = [context.Process(target=_write_rows, args=(str(path), p, 150, start)) for p in ("ft", "ga")]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    ids = {r["row_id"] for r in read_records(path, required=("row_id",))}
+    assert ids == {f"{p}{i}" for p in ("ft", "ga") for i in range(150)}
 
 
 def test_read_records_errors_name_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(record("a", 1.0)) + "\n\n{not json\n")
     with pytest.raises(InvalidValueError, match=r"results\.jsonl:3: not a JSON line"):
-        read_records(path)
+        read_records(path, required=("row_id",))
     with pytest.raises(InvalidValueError, match="cannot read results file"):
         read_records(tmp_path / "missing.jsonl")

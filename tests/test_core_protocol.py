@@ -99,7 +99,7 @@ CONTENT_OVERRIDES = [
     ("forget.random10.seed", 7),
     ("prune.scope", "conv+linear"),
     ("evaluate.params.mia-efficacy.c", 1.0),
-    ("version", 2),
+    ("description", "another description"),
 ]
 
 
@@ -227,7 +227,6 @@ def test_unknown_key_errors_list_the_valid_choices(path: Path, registry: Registr
         ("prune.sparsities", ["a"], "prune.sparsities[0]: expected float, got 'a'"),
         ("seeds", [1, "two"], "seeds: expected a non-empty list of integers"),
         ("seeds", [], "seeds: expected a non-empty list of integers"),
-        ("version", "1", "version: expected int"),
         ("forget.class0.classes", "0", "classes: expected a list"),
         ("train.recipe", "nosuch", "'nosuch'"),
     ],
@@ -240,6 +239,13 @@ def test_wrong_types_are_rejected_when_resolving(
     with pytest.raises(UnlearnbenchError) as caught:
         resolve(raw, str(path))
     assert named in str(caught.value)
+
+
+def test_a_version_that_is_not_an_int_is_rejected(path: Path) -> None:
+    raw = read_protocol_file(path)
+    raw["version"] = "1"
+    with pytest.raises(UnlearnbenchError, match="version: expected int"):
+        resolve(raw, str(path))
 
 
 def test_wrong_literal_is_rejected_with_the_choices(path: Path, registry: Registry) -> None:

@@ -17,11 +17,11 @@ from rich.table import Table
 from unlearnbench import __version__
 from unlearnbench.cli_options import load_run, run_options
 from unlearnbench.config.protocol import load_protocol
-from unlearnbench.errors import UnlearnbenchError
+from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import Roles, render
-from unlearnbench.report.results import read_records
+from unlearnbench.report.results import read_many
 
 console = Console(stderr=False)
 if not console.is_terminal:
@@ -119,7 +119,7 @@ def plan_command(**options: Any) -> None:
 
     try:
         registry = make_registry()
-        loaded, settings = load_run(registry, options)
+        loaded, settings = load_run(registry, options, writes=False)
         graph = plan(loaded, RunContext(loaded, registry, settings).plan_inputs())
     except UnlearnbenchError as exc:
         fail(str(exc))
@@ -244,7 +244,11 @@ def protocols() -> None:
 def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     """Render markdown leaderboard tables from RESULTS files (results.jsonl)."""
     try:
-        records = [record for path in results for record in read_records(path)]
+        records = read_many(results)
+        if output is not None and output.is_dir():
+            raise InvalidValueError(
+                f"-o {output} is a directory; give a file name such as {output / 'README.md'}"
+            )
     except UnlearnbenchError as exc:
         fail(str(exc))
         return

@@ -11,6 +11,7 @@ import click
 from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.catalog import Registry
+from unlearnbench.run.outdir import check_output_dir
 from unlearnbench.training.pruning import check_sparsity
 
 if TYPE_CHECKING:
@@ -109,14 +110,21 @@ def run_options(command: Any) -> Any:
             help="Run the graph in this process, or as one Ray task per node.",
         ),
         click.option("--ray-address", help="Join this Ray cluster (e.g. auto); default: start a local Ray."),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def load_run(registry: Registry, options: dict[str, Any]) -> tuple[Protocol, RunSettings]:
-    """The protocol after the run options, and the run settings."""
+def load_run(
+    registry: Registry, options: dict[str, Any], *, writes: bool = True
+) -> tuple[Protocol, RunSettings]:
+    """The protocol after the run options, and the run settings (``writes``: check ``--out``)."""
     from unlearnbench.run.context import RunSettings
 
     overrides = parse_sets(options["sets"])
@@ -134,6 +142,20 @@ def load_run(registry: Registry, options: dict[str, Any]) -> tuple[Protocol, Run
     if options["limit"]:
         overrides.append(("data.limit", options["limit"]))
     loaded = load_protocol(registry.protocol_path(options["protocol"]), overrides, registry)
+    data_root = options["data_root"]
+    if data_root is not None and not getattr(
+        registry.get("dataset", loaded.data.dataset), "reads_root", True
+    ):
+        raise InvalidValueError(
+            f"--data-root {data_root}: dataset {loaded.data.dataset} ships with its package and reads no "
+            "data root; drop --data-root"
+        )
+    if writes:
+        check_output_dir(options["out"])
+    if options["threads"] is not None:
+        import torch
+
+        torch.set_num_threads(options["threads"])
     settings = RunSettings(
         out=options["out"],
         device=resolve_device(options["device"]),

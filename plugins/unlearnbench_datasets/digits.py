@@ -21,6 +21,7 @@ class Digits(DatasetPlugin):
 
     name = "digits"
     version = 1
+    reads_root = False
 
     @dataclass(frozen=True)
     class Params:

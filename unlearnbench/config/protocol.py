@@ -12,12 +12,25 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from typing import Protocol as Protocol_
+from typing import Any
 
-from unlearnbench.config.typed_config import build, field_names
+from unlearnbench.config.overrides import ComponentCatalog, apply_override, parse_override_value
+from unlearnbench.config.sections import (
+    PARAM_KINDS,
+    SELECTION_FIELDS,
+    TOP_LEVEL,
+    DataSection,
+    EvaluateSection,
+    ForgetSpec,
+    ModelSection,
+    PruneSection,
+    TrainSection,
+    UnlearnSection,
+    UnpruneSection,
+)
+from unlearnbench.config.typed_config import build
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.hashing import sha256_json
 from unlearnbench.training.engine import TrainRecipe
@@ -26,96 +39,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
-
-SELECTION_FIELDS = (
-    ("prune", "pruners"),
-    ("prune", "sparsities"),
-    ("unlearn", "unlearners"),
-    ("unprune", "modes"),
-    ("evaluate", "metrics"),
-    ("seeds",),
-)
-PARAM_KINDS = {
-    "data": "dataset",
-    "model": "model",
-    "prune": "pruner",
-    "unlearn": "unlearner",
-    "unprune": "unpruner",
-    "evaluate": "metric",
-}
-
-
-@dataclass(frozen=True)
-class DataSection:
-    """Which dataset, its plugin parameters, the validation hold-out and the smoke-run limit.
-
-    ``holdout_fraction`` of every class of the training split is held out as validation data
-    (the reference holds out 10%); the rest is the training pool the original model sees and the
-    forget set is drawn from. ``limit`` keeps at most that many examples per split (0: all).
-    """
-
-    dataset: str
-    params: dict[str, Any] = field(default_factory=dict)
-    holdout_fraction: float = 0.0
-    split_seed: int = 0
-    limit: int = 0
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ForgetSpec:
-    """A forget set drawn from the training pool.
-
-    ``random``: ``count`` examples, or ``fraction`` of the pool; ``class``: every example of
-    ``classes``; ``per-class``: ``count`` or ``fraction`` of each class in ``classes``.
-    """
-
-    name: str
-    kind: Literal["random", "class", "per-class"]
-    fraction: float = 0.0
-    count: int = 0
-    classes: tuple[int, ...] = ()
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class PruneSection:
-    pruners: tuple[str, ...] = ("omp",)
-    sparsities: tuple[float, ...] = (0.95,)
-    scope: str = "conv"
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class UnlearnSection:
-    unlearners: tuple[str, ...] = ("retrain", "ft", "ga")
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class UnpruneSection:
-    unpruner: str = "reprune"
-    modes: tuple[bool, ...] = (False, True)
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EvaluateSection:
-    metrics: tuple[str, ...] = ("ua", "mia-efficacy", "ra", "ta", "rte")
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TrainSection:
-    """``recipe`` names an entry of the protocol's ``[recipes]``; other keys override its fields."""
-
-    recipe: str = "default"
-    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,23 +70,6 @@ class Protocol:
         return self.hash[:12]
 
 
-TOP_LEVEL = (
-    "name",
-    "version",
-    "description",
-    "data",
-    "model",
-    "train",
-    "recipes",
-    "forget",
-    "prune",
-    "unlearn",
-    "unprune",
-    "evaluate",
-    "seeds",
-)
-
-
 def protocol_hash(raw: Mapping[str, Any]) -> str:
     """sha256 of the protocol content without its selection fields (emptied sections dropped)."""
     core = copy.deepcopy(dict(raw))
@@ -186,84 +92,6 @@ def read_protocol_file(path: Path) -> dict[str, Any]:
         raise InvalidValueError(f"cannot read protocol file {path}: {exc}") from exc
 
 
-def parse_override_value(text: str) -> Any:
-    """A ``--set`` value as a TOML literal (``3``, ``0.1``, ``true``, ``[1, 2]``), else a string."""
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-class ComponentCatalog(Protocol_):
-    """What ``--set`` checking needs from the registry: component names and their parameters."""
-
-    def names(self, kind: str) -> list[str]: ...
-
-    def param_names(self, kind: str, name: str) -> list[str]: ...
-
-
-SECTION_FIELDS: dict[str, list[str]] = {
-    "data": field_names(DataSection),
-    "model": field_names(ModelSection),
-    "prune": field_names(PruneSection),
-    "unlearn": field_names(UnlearnSection),
-    "unprune": field_names(UnpruneSection),
-    "evaluate": field_names(EvaluateSection),
-}
-
-
-def _expect(what: str, value: str, valid: Sequence[str]) -> None:
-    if value not in valid:
-        raise UnknownChoiceError(what, value, valid)
-
-
-def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatalog | None) -> None:
-    """Raise unless dotted ``key`` names a field a protocol (or a component's Params) has."""
-    parts = key.split(".")
-    _expect("--set section", parts[0], TOP_LEVEL)
-    head, rest = parts[0], parts[1:]
-    if head in ("name", "version", "description", "seeds"):
-        if rest:
-            raise InvalidValueError(f"--set key {key!r}: {head} has no sub-keys")
-        return
-    if not rest:
-        raise InvalidValueError(f"--set key {key!r}: name a field, e.g. {head}.<field>")
-    if head == "train":
-        _expect("--set key under train", rest[0], ["recipe", *field_names(TrainRecipe)])
-    elif head == "recipes":
-        _expect("training recipe", rest[0], list(raw.get("recipes", {})))
-        _expect(f"--set key under recipes.{rest[0]}", rest[-1], field_names(TrainRecipe))
-    elif head == "forget":
-        _expect("forget set", rest[0], [spec.get("name", "") for spec in raw.get("forget", [])])
-        _expect(f"--set key under forget.{rest[0]}", rest[-1], field_names(ForgetSpec))
-    elif rest[0] == "params" and len(rest) > 1 and catalog is not None:
-        kind = PARAM_KINDS[head]
-        if head in ("data", "model"):
-            owner = raw.get(head, {}).get("dataset" if head == "data" else "name", "")
-            _expect(f"parameter of {kind} {owner}", rest[1], catalog.param_names(kind, owner))
-        else:
-            _expect(kind, rest[1], catalog.names(kind))
-            if len(rest) < 3:
-                raise InvalidValueError(f"--set key {key!r}: name a parameter of {kind} {rest[1]}")
-            _expect(f"parameter of {kind} {rest[1]}", rest[2], catalog.param_names(kind, rest[1]))
-    else:
-        _expect(f"--set key under {head}", rest[0], SECTION_FIELDS[head])
-
-
-def apply_override(raw: dict[str, Any], key: str, value: Any, catalog: ComponentCatalog | None) -> None:
-    """Set dotted ``key`` in ``raw`` (forget sets are addressed by name) after checking it."""
-    check_override_key(raw, key, catalog)
-    parts = key.split(".")
-    if parts[0] == "forget":
-        node = next(spec for spec in raw["forget"] if spec.get("name") == parts[1])
-        parts = parts[2:]
-    else:
-        node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
 def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     """Check ``raw`` against the protocol schema and build the :class:`Protocol`."""
     raw = copy.deepcopy(dict(raw))
@@ -279,6 +107,10 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     if recipe_name not in recipes:
         raise UnknownChoiceError("training recipe (train.recipe)", recipe_name, recipes)
     recipe = build(TrainRecipe, {**recipes[recipe_name], **train}, f"recipes.{recipe_name}+train")
+    if recipe.epochs < 1:
+        raise InvalidValueError(
+            f"train.epochs must be >= 1 (the original model is trained), got {recipe.epochs}"
+        )
     forget_list = raw.get("forget", [])
     forget = tuple(build(ForgetSpec, spec, f"forget[{i}]") for i, spec in enumerate(forget_list))
     if not forget:
@@ -290,8 +122,14 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     if not isinstance(version, int) or isinstance(version, bool):
         raise InvalidValueError(f"version: expected int, got {version!r}")
     seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise InvalidValueError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise InvalidValueError(f"seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
+    for path in SELECTION_FIELDS:
+        section = raw.get(path[0], {}) if len(path) > 1 else raw
+        chosen = section.get(path[-1], []) if isinstance(section, dict) else []
+        twice = sorted({str(c) for c in chosen if chosen.count(c) > 1}) if isinstance(chosen, list) else []
+        if twice:
+            raise InvalidValueError(f"{'.'.join(path)} selects {', '.join(twice)} more than once")
     return Protocol(
         name=str(raw["name"]),
         version=version,
@@ -321,3 +159,25 @@ def load_protocol(
     for key, value in overrides:
         apply_override(raw, key, value, catalog)
     return resolve(raw, str(path))
+
+
+__all__ = [
+    "PARAM_KINDS",
+    "SELECTION_FIELDS",
+    "TOP_LEVEL",
+    "DataSection",
+    "EvaluateSection",
+    "ForgetSpec",
+    "ModelSection",
+    "Protocol",
+    "PruneSection",
+    "TrainSection",
+    "UnlearnSection",
+    "UnpruneSection",
+    "apply_override",
+    "load_protocol",
+    "parse_override_value",
+    "protocol_hash",
+    "read_protocol_file",
+    "resolve",
+]

@@ -50,9 +50,13 @@ class Component:
 # Datasets and models
 # --------------------------------------------------------------------------------------------
 class DatasetPlugin(Component):
-    """Loads a dataset's train and test splits into memory."""
+    """Loads a dataset's train and test splits into memory.
+
+    ``reads_root`` is False for datasets that ship with a package and read no ``--data-root``.
+    """
 
     kind = "dataset"
+    reads_root: ClassVar[bool] = True
 
     def load(self, root: Path | None, *, download: bool) -> DatasetSplits:
         raise NotImplementedError

@@ -1,9 +1,11 @@
 """A content-addressed store of stage outputs, written atomically.
 
 An artifact lives in ``ROOT/<stage>/<key[:24]>/`` with its files and ``meta.json`` (the key's
-inputs, the stage's runtime, the output's own hash). It is written in a temporary directory and
-moved into place with one ``os.replace``, so a directory that exists is complete: an interrupted
-run leaves no half-written artifact, and the next run recomputes only what is missing.
+inputs, the stage's runtime, the sha256 and size of every payload file). It is written in a
+temporary directory and moved into place with one ``os.replace``, so a directory that exists is
+complete: an interrupted run leaves no half-written artifact, and the next run recomputes only
+what is missing. A reader that finds a payload missing, truncated or changed logs it, moves the
+bad copy aside (``<dir>.corrupt-<n>``) and reports the artifact as absent, so it is recomputed.
 
 The root may also be an fsspec URL (``s3://bucket/run``, ``gs://...``, ``memory://...``) that the
 nodes of a cluster share: the files are uploaded first and ``meta.json`` last, so an artifact
@@ -12,8 +14,10 @@ whose meta can be read is complete there too.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -25,6 +29,8 @@ from typing import Any
 from unlearnbench.hashing import canonical_json, sha256_json
 
 META = "meta.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,17 +84,51 @@ class ArtifactStore:
         """The finished artifact, or None when it was never completed."""
         path = self.path(stage, key)
         meta_path = path / META
-        if self.fs is not None:
-            if not self.fs.exists(str(meta_path)):
+        try:
+            if self.fs is not None:
+                if not self.fs.exists(str(meta_path)):
+                    return None
+                meta = json.loads(self.fs.cat_file(str(meta_path)))
+            elif not meta_path.is_file():
                 return None
-            meta = json.loads(self.fs.cat_file(str(meta_path)))
-        elif not meta_path.is_file():
-            return None
-        else:
-            meta = json.loads(meta_path.read_text())
+            else:
+                meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            return self._quarantine(path, f"unreadable {META} ({exc})")
         if meta.get("key") != key:
             return None
-        return Artifact(stage, key, path, meta, self.fs)
+        artifact = Artifact(stage, key, path, meta, self.fs)
+        for name, expected in (meta.get("files") or {}).items():
+            problem = self._file_problem(artifact, name, expected)
+            if problem:
+                return self._quarantine(path, f"{name} {problem}")
+        return artifact
+
+    def _file_problem(self, artifact: Artifact, name: str, expected: Mapping[str, Any]) -> str | None:
+        """Why file ``name`` does not match its recorded size and sha256 (None when it does)."""
+        where = f"{artifact.path}/{name}"
+        exists = self.fs.exists(where) if self.fs is not None else (artifact.path / name).is_file()
+        if not exists:
+            return "is missing"
+        size = self.fs.size(where) if self.fs is not None else (artifact.path / name).stat().st_size
+        if size != expected.get("size"):
+            return f"has {size} bytes, expected {expected.get('size')} (truncated?)"
+        if hashlib.sha256(artifact.open(name).getbuffer()).hexdigest() != expected.get("sha256"):
+            return "does not match its sha256"
+        return None
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        """Move a bad artifact directory aside (kept for inspection) so the node is recomputed."""
+        exists = self.fs.exists if self.fs is not None else os.path.exists
+        n = 0
+        while exists(str(aside := path.with_name(f"{path.name}.corrupt-{n}"))):
+            n += 1
+        log.warning("artifact %s: %s; moved to %s and recomputing", path, why, aside.name)
+        if self.fs is not None:
+            self.fs.mv(str(path), str(aside), recursive=True)
+        else:
+            os.replace(path, aside)
+        return None
 
     def put(
         self,
@@ -105,7 +145,7 @@ class ArtifactStore:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
         try:
             extra = write(tmp) or {}
-            meta = {"stage": stage, "key": key, "inputs": inputs, **extra}
+            meta = {"stage": stage, "key": key, "inputs": inputs, "files": payload_files(tmp), **extra}
             (tmp / META).write_text(canonical_json(meta))
             if final.exists():  # an earlier incomplete directory without meta, or a racing writer
                 shutil.rmtree(final, ignore_errors=True)
@@ -125,12 +165,25 @@ class ArtifactStore:
         final = str(self.path(stage, key))
         with tempfile.TemporaryDirectory() as tmp:
             extra = write(Path(tmp)) or {}
-            meta = {"stage": stage, "key": key, "inputs": inputs, **extra}
+            meta = {"stage": stage, "key": key, "inputs": inputs, "files": payload_files(Path(tmp)), **extra}
             self.fs.makedirs(final, exist_ok=True)
             for item in sorted(Path(tmp).iterdir()):
                 self.fs.put_file(str(item), f"{final}/{item.name}")
             self.fs.pipe_file(f"{final}/{META}", canonical_json(meta).encode())  # last: marks it complete
         return Artifact(stage, key, Path(final), meta, self.fs)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def payload_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """The sha256 and size of every file in a freshly written artifact folder."""
+    return {f.name: {"sha256": file_sha256(f), "size": f.stat().st_size} for f in sorted(folder.iterdir())}
 
 
 def write_text_atomic(path: Path, text: str) -> None:

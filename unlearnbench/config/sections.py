@@ -1,0 +1,123 @@
+"""The sections of a protocol file, as frozen dataclasses, and the names of its keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from unlearnbench.errors import InvalidValueError
+
+SELECTION_FIELDS = (
+    ("prune", "pruners"),
+    ("prune", "sparsities"),
+    ("unlearn", "unlearners"),
+    ("unprune", "modes"),
+    ("evaluate", "metrics"),
+    ("seeds",),
+)
+PARAM_KINDS = {
+    "data": "dataset",
+    "model": "model",
+    "prune": "pruner",
+    "unlearn": "unlearner",
+    "unprune": "unpruner",
+    "evaluate": "metric",
+}
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Which dataset, its plugin parameters, the validation hold-out and the smoke-run limit.
+
+    ``holdout_fraction`` of every class of the training split is held out as validation data
+    (the reference holds out 10%); the rest is the training pool the original model sees and the
+    forget set is drawn from. ``limit`` keeps at most that many examples per split (0: all).
+    """
+
+    dataset: str
+    params: dict[str, Any] = field(default_factory=dict)
+    holdout_fraction: float = 0.0
+    split_seed: int = 0
+    limit: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise InvalidValueError(f"data.holdout_fraction {self.holdout_fraction!r} is outside [0, 1)")
+        if self.limit < 0:
+            raise InvalidValueError(f"data.limit {self.limit!r} must be >= 0 (0: no limit)")
+        if self.split_seed < 0:
+            raise InvalidValueError(f"data.split_seed {self.split_seed!r} must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ForgetSpec:
+    """A forget set drawn from the training pool.
+
+    ``random``: ``count`` examples, or ``fraction`` of the pool; ``class``: every example of
+    ``classes``; ``per-class``: ``count`` or ``fraction`` of each class in ``classes``.
+    """
+
+    name: str
+    kind: Literal["random", "class", "per-class"]
+    fraction: float = 0.0
+    count: int = 0
+    classes: tuple[int, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PruneSection:
+    pruners: tuple[str, ...] = ("omp",)
+    sparsities: tuple[float, ...] = (0.95,)
+    scope: str = "conv"
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnlearnSection:
+    unlearners: tuple[str, ...] = ("retrain", "ft", "ga")
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnpruneSection:
+    unpruner: str = "reprune"
+    modes: tuple[bool, ...] = (False, True)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    metrics: tuple[str, ...] = ("ua", "mia-efficacy", "ra", "ta", "rte")
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """``recipe`` names an entry of the protocol's ``[recipes]``; other keys override its fields."""
+
+    recipe: str = "default"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+TOP_LEVEL = (
+    "name",
+    "version",
+    "description",
+    "data",
+    "model",
+    "train",
+    "recipes",
+    "forget",
+    "prune",
+    "unlearn",
+    "unprune",
+    "evaluate",
+    "seeds",
+)
