@@ -127,6 +127,12 @@ def resolve_device(device: str) -> str:
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most N examples per split (smoke runs).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field.")
+@click.option(
+    "--overrides",
+    "override_file",
+    type=click.Path(path_type=Path),
+    help="A TOML override file (e.g. written by `unlearnbench tune`), applied before --set.",
+)
 def run(
     protocol: str,
     pruners: tuple[str, ...],
@@ -141,14 +147,17 @@ def run(
     out: Path,
     limit: int | None,
     sets: tuple[str, ...],
+    override_file: Path | None,
 ) -> None:
     """Run PROTOCOL (default: the offline digits-quickstart) and write OUT/results.jsonl."""
     from unlearnbench.run.pipeline import Pipeline, RunSettings
+    from unlearnbench.run.tune import read_override_file
 
     started = time.perf_counter()
     try:
         registry = make_registry()
-        overrides = parse_sets(sets)
+        overrides, tuning = read_override_file(override_file) if override_file else ([], {})
+        overrides += parse_sets(sets)
         for key, values in (
             ("prune.pruners", list(pruners)),
             ("prune.sparsities", parse_sparsities(sparsities)),
@@ -163,7 +172,9 @@ def run(
         if limit:
             overrides.append(("data.limit", limit))
         loaded = load_protocol(registry.protocol_path(protocol), overrides, registry)
-        settings = RunSettings(out=out, device=resolve_device(device), data_root=data_root, download=download)
+        settings = RunSettings(
+            out=out, device=resolve_device(device), data_root=data_root, download=download, tuning=tuning
+        )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
             pipeline = Pipeline(loaded, registry, settings, progress=RichProgress(bars))
@@ -206,6 +217,82 @@ def show_results(records: list[dict[str, Any]], metric_names: Sequence[str]) -> 
         status = r["status"] if r["status"] == "ok" else f"[red]{r['error']}[/]"
         table.add_row(r["forget_set"], r["pruner"], sparsity, method, str(r["seed"]), *values, status)
     console.print(table)
+
+
+@cli.command()
+@click.argument("protocol", default=DEFAULT_PROTOCOL)
+@click.option("--unlearner", required=True, help="The unlearner to tune.")
+@click.option("--grid", "grids", multiple=True, required=True, metavar="NAME=V1,V2", help="Values to try.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy.")
+@click.option("--download/--no-download", default=True, show_default=True, help="Download missing datasets.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a protocol field.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("unlearnbench-tune"),
+    show_default=True,
+    help="Folder of the tuning runs.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("tuned.toml"),
+    show_default=True,
+    help="Override file to write (merged with an existing one); apply with `run --overrides`.",
+)
+def tune(
+    protocol: str,
+    unlearner: str,
+    grids: tuple[str, ...],
+    device: str,
+    data_root: Path | None,
+    download: bool,
+    sets: tuple[str, ...],
+    out: Path,
+    output: Path,
+) -> None:
+    """Tune UNLEARNER's parameters on a validation forget set, scored by the gap to retrain."""
+    from unlearnbench.report.leaderboard import GAP_METRICS
+    from unlearnbench.run.pipeline import Pipeline, RunSettings
+    from unlearnbench.run.tune import parse_grid, write_override_file
+    from unlearnbench.run.tune import tune as run_tune
+
+    try:
+        registry = make_registry()
+        registry.get("unlearner", unlearner)
+        grid = parse_grid(grids, registry, unlearner)
+        overrides = parse_sets(sets)
+        path = registry.protocol_path(protocol)
+        base = load_protocol(path, overrides, registry)
+        dataset = registry.create("dataset", base.data.dataset, base.data.params)
+        num_classes = dataset.load(data_root, download=download).num_classes  # type: ignore[attr-defined]
+        resolved = resolve_device(device)
+
+        def run_point(loaded: Any, folder: Path) -> list[dict[str, Any]]:
+            settings = RunSettings(out=folder, device=resolved, data_root=data_root, download=download)
+            return list(Pipeline(loaded, registry, settings).run())
+
+        with err_console.status(f"tuning {unlearner} over {len(grid)} grid points"):
+            result = run_tune(
+                registry, path, overrides, unlearner, grid, num_classes, out, run_point, GAP_METRICS
+            )
+        write_override_file(output, result, grids, base.name, overrides)
+    except UnlearnbenchError as exc:
+        fail(str(exc))
+        return
+    table = Table(title=f"tune {unlearner} on {base.name} (validation forget set, validation split)")
+    for column in (*result.points[0].values, "gap to retrain"):
+        table.add_column(column, justify="right")
+    for point in result.points:
+        gap = "failed" if point.gap is None else f"{point.gap:.2f}"
+        marker = " *" if dict(point.values) == dict(result.chosen) else ""
+        table.add_row(*(str(v) for v in point.values.values()), gap + marker)
+    console.print(table)
+    console.print(
+        f"chosen {dict(result.chosen)} (gap {result.chosen_gap:.2f}); wrote {output}", highlight=False
+    )
 
 
 @cli.command()

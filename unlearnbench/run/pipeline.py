@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from unlearnbench.config.typed_config import to_dict
 from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
+from unlearnbench.errors import InvalidValueError
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import (
@@ -59,6 +60,8 @@ class RunSettings:
     device: str = "cpu"
     data_root: Path | None = None
     download: bool = True
+    tuning: Mapping[str, Any] = field(default_factory=dict)
+    """How each unlearner's parameters were tuned (``unlearnbench tune``), copied into its records."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,12 @@ class Pipeline:
         return self._memo[key]
 
     def _build_splits(self, forget: ForgetSet) -> dict[str, ImageSplit]:
-        pool, test = self.data.pool, self.data.test
+        pool = self.data.pool
+        test = self.data.val if self.protocol.data.eval_split == "val" else self.data.test
+        if len(test) == 0:
+            raise InvalidValueError(
+                "data.eval_split = 'val' needs a validation hold-out (data.holdout_fraction > 0)"
+            )
         device = pool.labels.device
         forget_split = pool.subset(forget.indices.to(device))
         retain_split = pool.subset(retain_indices(len(pool), forget).to(device))
@@ -522,6 +530,7 @@ class Pipeline:
                 )
             },
         )
+        record["tuning"] = self.settings.tuning.get(row.unlearner)
         record["versions"] = {**software_versions(), **self._versions(row)}
         record.update(environment_info(self.engine.device))
         try:
