@@ -16,6 +16,7 @@ from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_options import load_run, run_options
+from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
@@ -264,3 +265,6 @@ def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
 
 def main() -> None:
     cli()
+
+
+cli.add_command(tune_command)

@@ -111,6 +111,12 @@ def run_options(command: Any) -> Any:
         ),
         click.option("--ray-address", help="Join this Ray cluster (e.g. auto); default: start a local Ray."),
         click.option(
+            "--overrides",
+            "override_file",
+            type=click.Path(path_type=Path),
+            help="A TOML override file (e.g. written by `unlearnbench tune`), applied before --set.",
+        ),
+        click.option(
             "--threads",
             type=click.IntRange(min=1),
             help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
@@ -126,8 +132,11 @@ def load_run(
 ) -> tuple[Protocol, RunSettings]:
     """The protocol after the run options, and the run settings (``writes``: check ``--out``)."""
     from unlearnbench.run.context import RunSettings
+    from unlearnbench.run.tune import read_override_file
 
-    overrides = parse_sets(options["sets"])
+    file = options["override_file"]
+    overrides, tuning = read_override_file(file) if file else ([], {})
+    overrides += parse_sets(options["sets"])
     for key, values in (
         ("prune.pruners", list(options["pruners"])),
         ("prune.sparsities", parse_sparsities(options["sparsities"])),
@@ -162,5 +171,6 @@ def load_run(
         data_root=options["data_root"],
         download=options["download"],
         artifact_root=options["artifact_root"],
+        tuning=tuning,
     )
     return loaded, settings

@@ -32,6 +32,8 @@ class DataSection:
     ``holdout_fraction`` of every class of the training split is held out as validation data
     (the reference holds out 10%); the rest is the training pool the original model sees and the
     forget set is drawn from. ``limit`` keeps at most that many examples per split (0: all).
+    ``eval_split`` is the split test metrics read: ``test``, or ``val`` (the hold-out; what
+    ``unlearnbench tune`` uses so that tuning never sees the test set).
     """
 
     dataset: str
@@ -39,6 +41,7 @@ class DataSection:
     holdout_fraction: float = 0.0
     split_seed: int = 0
     limit: int = 0
+    eval_split: Literal["test", "val"] = "test"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout_fraction < 1.0:

@@ -50,6 +50,7 @@ class ResultRecord:
     params: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
     reference: str | None = None
+    tuning: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

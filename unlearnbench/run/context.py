@@ -11,8 +11,8 @@ import functools
 import json
 import logging
 import pickle
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from unlearnbench.config.typed_config import to_dict
 from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
+from unlearnbench.errors import InvalidValueError
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
@@ -46,6 +47,8 @@ class RunSettings:
     data_root: Path | None = None
     download: bool = True
     artifact_root: str | None = None
+    tuning: Mapping[str, Any] = field(default_factory=dict)
+    """How unlearners' parameters were tuned (``unlearnbench tune``), copied into their records."""
 
     @property
     def artifacts(self) -> str:
@@ -177,7 +180,12 @@ class RunContext:
         return self._splits[forget]
 
     def _build_splits(self, forget: ForgetSet) -> dict[str, ImageSplit]:
-        pool, test = self.data.pool, self.data.test
+        pool = self.data.pool
+        test = self.data.val if self.protocol.data.eval_split == "val" else self.data.test
+        if len(test) == 0:
+            raise InvalidValueError(
+                "data.eval_split = 'val' needs a validation hold-out (data.holdout_fraction > 0)"
+            )
         device = pool.labels.device
         forget_split = pool.subset(forget.indices.to(device))
         retain_split = pool.subset(retain_indices(len(pool), forget).to(device))

@@ -61,6 +61,7 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
             **{f"metric:{n}": ctx.info(m).label for n, m in ctx.metrics.items()},
         },
         reference=plan.reference,
+        tuning=ctx.settings.tuning.get(row.unlearner),
         schema_version=SCHEMA_VERSION,
         **environment_info(ctx.engine.device),
     )
