@@ -369,7 +369,9 @@ class Pipeline:
                 pruned_model=self.load_model(row.seed, start.state),
                 mask=mask,
                 pruner=pruner,
-                retain_prune_task=self.prune_task(row.seed, row.sparsity, splits["retain"], None),
+                retain_prune_task=self.prune_task(
+                    row.seed, row.sparsity, splits["retain"], dense.extra.get("rewind")
+                ),
                 unlearner=unlearner,
                 unlearn_task=self.unlearn_task(row.seed, row.forget, None, dense),
             )
@@ -448,14 +450,22 @@ class Pipeline:
                 forget_kind=forget.spec.kind,
                 structured=self.pruners[row.pruner].structured,
             )
-            values = {}
+            values, details = {}, {}
             for name, metric in self.metrics.items():
                 value = metric.compute(ctx)
                 values[name] = None if value is None else float(value)
-            return {"metrics": values}
+                if found := metric.compute_details(ctx):
+                    details[name] = found
+            return {"metrics": values, "details": details}
 
         artifact = self.stages.get("evaluate", "metrics", inputs, compute)
-        return {"metrics": artifact.meta["payload"]["metrics"], "model": model_art, "eval_key": artifact.key}
+        payload = artifact.meta["payload"]
+        return {
+            "metrics": payload["metrics"],
+            "details": payload.get("details", {}),
+            "model": model_art,
+            "eval_key": artifact.key,
+        }
 
     def _pruned_key(self, seed: int, pruner: str, sparsity: float, forget: str | None) -> str:
         """The key :meth:`pruned` gives, without computing anything."""
@@ -540,6 +550,7 @@ class Pipeline:
                 mask.filter_sparsity() if mask is not None and self.pruners[row.pruner].structured else None
             ),
             metrics=evaluated["metrics"],
+            metric_details=evaluated["details"],
             metric_names=list(self.metrics),
             metric_info={
                 n: {
