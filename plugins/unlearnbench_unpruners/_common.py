@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.api import InvalidValueError, Mask, UnpruneTask, unlearning_recipe
+from unlearnbench.api import InvalidValueError, Mask, PruneTask, UnpruneTask, unlearning_recipe
 
 Relax = Literal["dense", "zero", "rewind"]
 RELAX_CHOICES = ("dense", "zero", "rewind")
@@ -73,3 +75,19 @@ def finetune(model: nn.Module, mask: Mask, task: UnpruneTask, epochs: int, lr: f
         recipe = unlearning_recipe(retain.recipe, epochs, lr)
         retain.engine.fit(model, retain.data, recipe, seed=retain.seed, mask=mask, description=what)
     mask.apply_(model)
+
+
+def batch_gradients(
+    model: nn.Module, names: list[str], task: PruneTask, batches: int | None
+) -> Iterator[tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """``(gradients, weights)`` of the named parameters for the cross-entropy of each of the
+    first ``batches`` shuffled batches of ``task.data`` (None: all), on a train-mode copy."""
+    net = copy.deepcopy(model).train()
+    params = dict(net.named_parameters())
+    weights = [params[n] for n in names]
+    generator = task.engine.generator(task.seed)
+    with torch.enable_grad():
+        for index, (x, y) in enumerate(task.engine.batches(task.data, task.recipe.batch_size, generator)):
+            if batches is not None and index == batches:
+                break
+            yield list(torch.autograd.grad(F.cross_entropy(net(x), y), weights)), weights

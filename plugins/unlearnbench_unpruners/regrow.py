@@ -8,11 +8,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.api import InvalidValueError, Mask, PruneOutcome, PruneTask, Unpruner, UnpruneTask
-from unlearnbench_unpruners._common import finetune, unlearn_sparse
+from unlearnbench_unpruners._common import batch_gradients, finetune, unlearn_sparse
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +21,11 @@ def retain_gradient(
 ) -> dict[str, torch.Tensor]:
     """Mean gradient of the cross-entropy over the first ``batches`` shuffled batches of
     ``task.data`` (None: all), for the named parameters; taken on a train-mode copy."""
-    net = copy.deepcopy(model).train()
-    params = dict(net.named_parameters())
-    weights = [params[n] for n in names]
-    totals = [torch.zeros_like(w) for w in weights]
+    totals: list[torch.Tensor] = []
     count = 0
-    generator = task.engine.generator(task.seed)
-    with torch.enable_grad():
-        for x, y in task.engine.batches(task.data, task.recipe.batch_size, generator):
-            if batches is not None and count == batches:
-                break
-            grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights)
-            for total, grad in zip(totals, grads, strict=True):
-                total.add_(grad)
-            count += 1
+    for grads, _ in batch_gradients(model, names, task, batches):
+        totals = grads if not totals else [t + g for t, g in zip(totals, grads, strict=True)]
+        count += 1
     return {n: t / max(1, count) for n, t in zip(names, totals, strict=True)}
 
 

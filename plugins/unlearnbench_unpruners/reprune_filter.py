@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.api import (
@@ -21,7 +19,7 @@ from unlearnbench.api import (
     channel_plan,
     filter_keep_mask,
 )
-from unlearnbench_unpruners._common import Relax, finetune, relaxed_start
+from unlearnbench_unpruners._common import Relax, batch_gradients, finetune, relaxed_start
 
 
 def taylor_filter_scores(
@@ -31,20 +29,15 @@ def taylor_filter_scores(
     Estimation for Neural Network Pruning", CVPR 2019, eq. 8 on the filter's weights):
     ``(sum over the filter of g * w)**2`` per batch of ``task.data``, averaged over the first
     ``batches`` batches (None: all); float64 [out] by conv weight name, on a train-mode copy."""
-    net = copy.deepcopy(model).train()
-    params = dict(net.named_parameters())
-    weights = [params[n] for n in names]
-    totals = [torch.zeros(w.shape[0], dtype=torch.float64, device=w.device) for w in weights]
+    totals: list[torch.Tensor] = []
     count = 0
-    generator = task.engine.generator(task.seed)
-    with torch.enable_grad():
-        for x, y in task.engine.batches(task.data, task.recipe.batch_size, generator):
-            if batches is not None and count == batches:
-                break
-            grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights)
-            for total, grad, w in zip(totals, grads, weights, strict=True):
-                total.add_((grad * w).detach().double().flatten(1).sum(dim=1).square())
-            count += 1
+    for grads, weights in batch_gradients(model, names, task, batches):
+        found = [
+            (g * w).detach().double().flatten(1).sum(dim=1).square()
+            for g, w in zip(grads, weights, strict=True)
+        ]
+        totals = found if not totals else [t + f for t, f in zip(totals, found, strict=True)]
+        count += 1
     return {n: (t / max(1, count)).cpu() for n, t in zip(names, totals, strict=True)}
 
 
