@@ -296,7 +296,7 @@ def test_bad_param_type_is_rejected(
 
 
 def test_bad_literal_param_lists_the_valid_values(registry: Registry) -> None:
-    with pytest.raises(UnknownChoiceError, match=r"'sideways'.*dense, zero"):
+    with pytest.raises(UnknownChoiceError, match=r"'sideways'.*dense, rewind, zero"):
         registry.create("unpruner", "reprune", {"relax": "sideways"})
 
 

@@ -12,6 +12,7 @@ from unlearnbench.registry.components import (
     Component,
     DatasetPlugin,
     Metric,
+    MetricDetails,
     ModelPlugin,
     NoParams,
     PruneOutcome,
@@ -27,7 +28,8 @@ from unlearnbench.registry.hookspecs import hookimpl
 from unlearnbench.run.evaluation import EvalContext, Reference
 from unlearnbench.training.engine import Engine, TrainRecipe, unlearning_recipe
 from unlearnbench.training.masks import Mask
-from unlearnbench.training.pruning import check_sparsity, global_topk_mask, topk_mask
+from unlearnbench.training.pruning import check_sparsity, global_topk_mask, kept_count, topk_mask
+from unlearnbench.training.pruning_structured import channel_mask, channel_plan, filter_keep_mask
 
 __all__ = [
     "Component",
@@ -40,6 +42,7 @@ __all__ = [
     "InvalidValueError",
     "Mask",
     "Metric",
+    "MetricDetails",
     "ModelPlugin",
     "NoParams",
     "PruneOutcome",
@@ -55,9 +58,13 @@ __all__ = [
     "Unlearner",
     "UnpruneTask",
     "Unpruner",
+    "channel_mask",
+    "channel_plan",
     "check_sparsity",
+    "filter_keep_mask",
     "global_topk_mask",
     "hookimpl",
+    "kept_count",
     "topk_mask",
     "unlearning_recipe",
 ]

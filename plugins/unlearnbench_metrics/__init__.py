@@ -8,6 +8,16 @@ from unlearnbench_metrics.accuracy import (
     UnlearningAccuracy,
 )
 from unlearnbench_metrics.cost_topology import MaskIoURetainTopology, RunTimeEfficiency
+from unlearnbench_metrics.gold import (
+    GoldErrorBand,
+    GoldFilterIoU,
+    GoldHamming,
+    GoldIoM,
+    GoldIoU,
+    GoldKLForget,
+    GoldKLRetain,
+    GoldKLTest,
+)
 from unlearnbench_metrics.mia import MIAEfficacy
 
 
@@ -21,4 +31,12 @@ def unlearnbench_register_metrics() -> list[type]:
         MIAEfficacy,
         RunTimeEfficiency,
         MaskIoURetainTopology,
+        GoldIoU,
+        GoldIoM,
+        GoldHamming,
+        GoldFilterIoU,
+        GoldKLForget,
+        GoldKLRetain,
+        GoldKLTest,
+        GoldErrorBand,
     ]

@@ -78,6 +78,9 @@ class AtInitPruner(Pruner):
     trains it under the mask; without ``at_init`` it scores the given model and rewinds and
     retrains like OMP. Its ``Params`` carry ``at_init``, ``rewind`` and ``retrain``."""
 
+    def prunes_at_init(self) -> bool:
+        return bool(self.params.at_init)
+
     def prune(self, model: nn.Module, task: PruneTask) -> PruneOutcome:
         check_sparsity(task.sparsity)
         at_init = self.params.at_init

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from unlearnbench.training.engine import Engine, TrainRecipe
 
 
+MetricDetails = dict[str, float | None]
+"""What ``Metric.compute_details`` returns: named per-item values (e.g. one per layer)."""
+
+
 @dataclass(frozen=True)
 class NoParams:
     """The parameters of a component that has none."""
@@ -109,6 +113,11 @@ class Pruner(Component):
     kind = "pruner"
     structured: ClassVar[bool] = False
 
+    def prunes_at_init(self) -> bool:
+        """True when ``prune`` scores a fresh initialisation (``task.new_model()``), not the
+        trained weights it is given (SynFlow and SNIP with ``at_init``)."""
+        return False
+
     def scores(self, model: nn.Module, task: PruneTask) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -180,7 +189,10 @@ class UnpruneTask:
 
     ``dense_model`` holds the trained dense weights from before pruning; ``pruned_model`` and
     ``mask`` are the sparse model the unlearning starts from. ``unlearn_task`` has no mask, so the
-    unlearner can run in dense space; ``retain_prune_task`` scores on the retain set.
+    unlearner can run in dense space; ``retain_prune_task`` scores on the retain set, its
+    ``new_model()`` builds the seeded initialisation the original was trained from and its
+    ``rewind_state`` holds the original dense run's weights at the rewind epoch (None when not
+    kept).
     """
 
     dense_model: nn.Module
@@ -224,6 +236,11 @@ class Metric(Component):
 
     def compute(self, ctx: EvalContext) -> float | None:
         raise NotImplementedError
+
+    def compute_details(self, ctx: EvalContext) -> MetricDetails:
+        """Per-item values behind the number (e.g. per layer), stored under the record's
+        ``metric_details``; empty by default."""
+        return {}
 
 
 COMPONENT_KINDS: dict[str, type[Component]] = {

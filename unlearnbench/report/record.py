@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 2
+DICT_FIELDS = (
+    "metrics",
+    "versions",
+    "metric_info",
+    "metric_details",
+    "metric_errors",
+    "runtime_s",
+    "params",
+    "components",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,8 @@ class ResultRecord:
     filter_sparsity: float | None = None
     metric_names: tuple[str, ...] = ()
     metric_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    metric_details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    metric_errors: Mapping[str, str] = field(default_factory=dict)
     runtime_s: Mapping[str, float] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
@@ -65,7 +77,7 @@ class ResultRecord:
         """The JSON object written to ``results.jsonl``."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["metric_names"] = list(self.metric_names)
-        for name in ("metrics", "versions", "metric_info", "runtime_s", "params", "components"):
+        for name in DICT_FIELDS:
             out[name] = dict(out[name])
         return out
 
@@ -75,7 +87,7 @@ class ResultRecord:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["metric_names"] = tuple(values.get("metric_names") or ())
-        for name in ("metrics", "versions", "metric_info", "runtime_s", "params", "components"):
+        for name in DICT_FIELDS:
             values[name] = values.get(name) or {}
         values.setdefault("schema_version", 1)
         return cls(**values)

@@ -82,6 +82,8 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
         sparsity=payload["sparsity"],
         filter_sparsity=payload["filter_sparsity"],
         metrics=payload["metrics"],
+        metric_details=payload.get("metric_details", {}),
+        metric_errors=payload.get("metric_errors", {}),
         metric_names=tuple(ctx.metrics),
         metric_info={
             n: {

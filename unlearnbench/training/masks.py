@@ -128,6 +128,19 @@ class Mask:
             out[name] = 1.0 if union == 0 else int((a & b).sum()) / union
         return out
 
+    def layer_iom(self, reference: Mask) -> dict[str, float]:
+        """:meth:`iom` of every scoped parameter (1.0 where ``reference`` keeps none of it)."""
+        out = {}
+        for name in self._common(reference):
+            a, b = self.tensors[name], reference.tensors[name]
+            kept_ref = int(b.sum())
+            out[name] = 1.0 if kept_ref == 0 else int((a & b).sum()) / kept_ref
+        return out
+
+    def layer_hamming(self, other: Mask) -> dict[str, int]:
+        """:meth:`hamming` of every scoped parameter."""
+        return {n: int((self.tensors[n] ^ other.tensors[n]).sum()) for n in self._common(other)}
+
     # --- filter-level views (structured pruning) ---------------------------------------------
     def filter_kept(self, name: str) -> torch.Tensor:
         """Bool [out]: whether each output filter (slice along dim 0) of ``name`` keeps any entry."""

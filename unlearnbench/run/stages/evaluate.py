@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,8 @@ from unlearnbench.run.context import RunContext
 from unlearnbench.run.evaluation import EvalContext
 from unlearnbench.run.plan import ORIGINAL, Node
 from unlearnbench.run.stages.common import Output, as_reference, model_of
+
+log = logging.getLogger(__name__)
 
 
 def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict[str, Any]:
@@ -33,13 +36,25 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         forget_kind=ctx.forget_sets[node.forget].spec.kind,
         structured=structured,
     )
-    values = {}
+    values: dict[str, float | None] = {}
+    details: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     for name, metric in ctx.metrics.items():
-        value = metric.compute(eval_ctx)
+        try:  # each metric on its own: one that raises leaves its error, the others stand
+            value = metric.compute(eval_ctx)
+            found = metric.compute_details(eval_ctx)
+        except Exception as exc:
+            log.warning("metric %s failed on %s: %s: %s", name, node.unlearner, type(exc).__name__, exc)
+            values[name], errors[name] = None, f"{type(exc).__name__}: {exc}"
+            continue
         values[name] = None if value is None else float(value)
+        if found:
+            details[name] = found
     mask = art.mask
     return {
         "metrics": values,
+        "metric_details": details,
+        "metric_errors": errors,
         "sparsity": 0.0 if mask is None else mask.sparsity(),
         "filter_sparsity": mask.filter_sparsity() if mask is not None and structured else None,
     }

@@ -21,7 +21,9 @@ def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
         pruned_model=ctx.load_model(node.seed, start.state),
         mask=start.mask,
         pruner=ctx.pruners[node.pruner],
-        retain_prune_task=prune_task(ctx, node.seed, node.sparsity, ctx.splits(node.forget)["retain"], None),
+        retain_prune_task=prune_task(
+            ctx, node.seed, node.sparsity, ctx.splits(node.forget)["retain"], dense.extra.get("rewind")
+        ),
         unlearner=ctx.unlearners[node.unlearner],
         unlearn_task=unlearn_task(ctx, node, None, dense, None),
     )
