@@ -12,6 +12,7 @@ from unlearnbench.registry.components import (
     Component,
     DatasetPlugin,
     Metric,
+    MetricValue,
     ModelPlugin,
     NoParams,
     PruneOutcome,
@@ -21,15 +22,18 @@ from unlearnbench.registry.components import (
     UnlearnTask,
     Unpruner,
     UnpruneTask,
+    as_metric_value,
 )
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.registry.hookspecs import hookimpl
 from unlearnbench.run.evaluation import EvalContext, Reference
+from unlearnbench.run.pools import POOL_KINDS, PoolOutputs, PoolSpec, margins
 from unlearnbench.training.engine import Engine, TrainRecipe, unlearning_recipe
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import check_sparsity, global_topk_mask, topk_mask
 
 __all__ = [
+    "POOL_KINDS",
     "Component",
     "DatasetNotFoundError",
     "DatasetPlugin",
@@ -40,8 +44,11 @@ __all__ = [
     "InvalidValueError",
     "Mask",
     "Metric",
+    "MetricValue",
     "ModelPlugin",
     "NoParams",
+    "PoolOutputs",
+    "PoolSpec",
     "PruneOutcome",
     "PruneTask",
     "Pruner",
@@ -55,9 +62,11 @@ __all__ = [
     "Unlearner",
     "UnpruneTask",
     "Unpruner",
+    "as_metric_value",
     "check_sparsity",
     "global_topk_mask",
     "hookimpl",
+    "margins",
     "topk_mask",
     "unlearning_recipe",
 ]

@@ -9,6 +9,7 @@ from unlearnbench_metrics.accuracy import (
 )
 from unlearnbench_metrics.cost_topology import MaskIoURetainTopology, RunTimeEfficiency
 from unlearnbench_metrics.mia import MIAEfficacy
+from unlearnbench_metrics.pool_metrics import KLOM, EpsScore, ULiRA
 
 
 @hookimpl
@@ -21,4 +22,7 @@ def unlearnbench_register_metrics() -> list[type]:
         MIAEfficacy,
         RunTimeEfficiency,
         MaskIoURetainTopology,
+        EpsScore,
+        ULiRA,
+        KLOM,
     ]

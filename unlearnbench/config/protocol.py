@@ -111,6 +111,32 @@ class EvaluateSection:
 
 
 @dataclass(frozen=True)
+class PoolsSection:
+    """Model pools for the population metrics (eps-score, u-lira, klom).
+
+    ``size`` models per retrain / unlearned pool and ``shadow_size`` shadow models (0: ``size``),
+    seeded ``seed_base``, ``seed_base + 1``, ...; each shadow model trains on a random
+    ``shadow_fraction`` of the training pool plus the test set. ``recipe`` names an entry of
+    ``[recipes]`` (empty: the protocol's training recipe).
+    """
+
+    size: int = 8
+    shadow_size: int = 0
+    seed_base: int = 1000
+    shadow_fraction: float = 0.5
+    recipe: str = ""
+
+    def __post_init__(self) -> None:
+        if self.size < 2 or self.shadow_size < 0 or self.shadow_size == 1:
+            raise InvalidValueError(
+                f"pools.size must be >= 2 and pools.shadow_size 0 or >= 2,"
+                f" got {self.size}, {self.shadow_size}"
+            )
+        if not 0.0 < self.shadow_fraction < 1.0:
+            raise InvalidValueError(f"pools.shadow_fraction must be in (0, 1), got {self.shadow_fraction}")
+
+
+@dataclass(frozen=True)
 class TrainSection:
     """``recipe`` names an entry of the protocol's ``[recipes]``; other keys override its fields."""
 
@@ -137,6 +163,9 @@ class Protocol:
     seeds: tuple[int, ...]
     raw: Mapping[str, Any]
     source: str
+    pools: PoolsSection = PoolsSection()
+    pool_recipe: TrainRecipe | None = None
+    """The recipe pool models train with (None: ``recipe``)."""
 
     @property
     def hash(self) -> str:
@@ -160,6 +189,7 @@ TOP_LEVEL = (
     "unlearn",
     "unprune",
     "evaluate",
+    "pools",
     "seeds",
 )
 
@@ -209,6 +239,7 @@ SECTION_FIELDS: dict[str, list[str]] = {
     "unlearn": field_names(UnlearnSection),
     "unprune": field_names(UnpruneSection),
     "evaluate": field_names(EvaluateSection),
+    "pools": field_names(PoolsSection),
 }
 
 
@@ -236,7 +267,7 @@ def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatal
     elif head == "forget":
         _expect("forget set", rest[0], [spec.get("name", "") for spec in raw.get("forget", [])])
         _expect(f"--set key under forget.{rest[0]}", rest[-1], field_names(ForgetSpec))
-    elif rest[0] == "params" and len(rest) > 1 and catalog is not None:
+    elif head in PARAM_KINDS and rest[0] == "params" and len(rest) > 1 and catalog is not None:
         kind = PARAM_KINDS[head]
         if head in ("data", "model"):
             owner = raw.get(head, {}).get("dataset" if head == "data" else "name", "")
@@ -292,6 +323,12 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise InvalidValueError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    pools = build(PoolsSection, raw.get("pools", {}), "pools")
+    pool_recipe = None
+    if pools.recipe:
+        if pools.recipe not in recipes:
+            raise UnknownChoiceError("training recipe (pools.recipe)", pools.recipe, recipes)
+        pool_recipe = build(TrainRecipe, recipes[pools.recipe], f"recipes.{pools.recipe}")
     return Protocol(
         name=str(raw["name"]),
         version=version,
@@ -308,6 +345,8 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
         seeds=tuple(seeds),
         raw=raw,
         source=source,
+        pools=pools,
+        pool_recipe=pool_recipe,
     )
 
 

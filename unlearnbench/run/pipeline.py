@@ -35,6 +35,7 @@ from unlearnbench.registry.components import (
     UnlearnTask,
     Unpruner,
     UnpruneTask,
+    as_metric_value,
 )
 from unlearnbench.registry.events import ResultReady
 from unlearnbench.report.results import ResultsFile, environment_info, software_versions
@@ -448,11 +449,13 @@ class Pipeline:
                 forget_kind=forget.spec.kind,
                 structured=self.pruners[row.pruner].structured,
             )
-            values = {}
+            values, details = {}, {}
             for name, metric in self.metrics.items():
-                value = metric.compute(ctx)
-                values[name] = None if value is None else float(value)
-            return {"metrics": values}
+                result = as_metric_value(metric.compute(ctx))
+                values[name] = result.value
+                if result.details:
+                    details[name] = dict(result.details)
+            return {"metrics": values, "details": details}
 
         artifact = self.stages.get("evaluate", "metrics", inputs, compute)
         return {"metrics": artifact.meta["payload"]["metrics"], "model": model_art, "eval_key": artifact.key}
