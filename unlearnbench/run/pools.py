@@ -106,12 +106,18 @@ class PoolOutputs:
         labels: Mapping[str, torch.Tensor],
         membership: Mapping[str, np.ndarray] | None = None,
     ) -> PoolOutputs:
-        """From logits ``[N, n, K]`` per split and the split's labels ``[n]``."""
-        return cls(
-            margins={s: margins(z, labels[s]).cpu().numpy() for s, z in logits.items()},
-            correct={s: (z.argmax(-1).cpu() == labels[s].cpu()).numpy() for s, z in logits.items()},
-            membership=dict(membership or {}),
-        )
+        """From logits ``[N, n, K]`` per split and the split's labels ``[n]`` (an empty split gives
+        ``[N, 0]`` arrays)."""
+        found: dict[str, np.ndarray] = {}
+        right: dict[str, np.ndarray] = {}
+        for split, z in logits.items():
+            if z.numel() == 0:
+                found[split] = np.zeros((len(z), 0))
+                right[split] = np.zeros((len(z), 0), dtype=bool)
+            else:
+                found[split] = margins(z, labels[split]).cpu().numpy()
+                right[split] = (z.argmax(-1).cpu() == labels[split].cpu()).numpy()
+        return cls(margins=found, correct=right, membership=dict(membership or {}))
 
 
 # --------------------------------------------------------------------------------------------
