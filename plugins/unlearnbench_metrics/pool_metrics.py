@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from unlearnbench.api import EvalContext, Metric, MetricValue, margins
+from unlearnbench.api import EvalContext, Metric, MetricValue, PoolOutputs, margins
 from unlearnbench_metrics.pool_math import (
     auc,
     balanced_accuracy,
@@ -29,6 +29,12 @@ from unlearnbench_metrics.pool_math import (
 def json_list(values: np.ndarray) -> list[float | None]:
     """Per-example values as a JSON-ready list (non-finite values become None)."""
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+
+def retrain_and_unlearned(ctx: EvalContext) -> tuple[PoolOutputs, PoolOutputs] | None:
+    """The retrain and unlearned pools, or None when the forget set is empty."""
+    retrain, unlearned = ctx.pool("retrain"), ctx.pool("unlearned")
+    return None if retrain.margins["forget"].shape[1] == 0 else (retrain, unlearned)
 
 
 class EpsScore(Metric):
@@ -55,9 +61,10 @@ class EpsScore(Metric):
         split_seed: int = 0
 
     def compute(self, ctx: EvalContext) -> MetricValue | None:
-        retrain, unlearned = ctx.pool("retrain"), ctx.pool("unlearned")
-        if retrain.margins["forget"].shape[1] == 0:
+        pools = retrain_and_unlearned(ctx)
+        if pools is None:
             return None
+        retrain, unlearned = pools
         eps = example_epsilons(
             retrain.margins["forget"],
             unlearned.margins["forget"],
@@ -145,12 +152,12 @@ class KLOM(Metric):
         bins: int = 20
 
     def compute(self, ctx: EvalContext) -> MetricValue | None:
-        retrain, unlearned = ctx.pool("retrain"), ctx.pool("unlearned")
-        if retrain.margins["forget"].shape[1] == 0:
+        pools = retrain_and_unlearned(ctx)
+        if pools is None:
             return None
         kl = klom(
-            unlearned.margins["forget"],
-            retrain.margins["forget"],
+            pools[1].margins["forget"],
+            pools[0].margins["forget"],
             estimator=self.params.estimator,
             bins=self.params.bins,
         )
