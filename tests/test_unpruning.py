@@ -39,7 +39,14 @@ from unlearnbench_unpruners.reprune_filter import FilterReprune
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import limit_split
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.registry.components import Pruner, PruneTask, Unlearner, UnlearnTask, UnpruneTask
+from unlearnbench.registry.components import (
+    Pruner,
+    PruneTask,
+    Unlearner,
+    UnlearnTask,
+    UnpruneTask,
+    as_metric_value,
+)
 from unlearnbench.run.evaluation import EvalContext, Reference
 from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
@@ -132,6 +139,16 @@ def setting() -> Setting:
     retain = torch.nonzero(pool.labels != 0).flatten()
     scope = scope_parameter_names(dense, "conv")
     return Setting(engine, recipe, new_model, dense, rewind, scope, pool.subset(forget), pool.subset(retain))
+
+
+def value(metric, ctx):
+    """The number a metric computes (without its details)."""
+    return as_metric_value(metric.compute(ctx)).value
+
+
+def details(metric, ctx):
+    """The details a metric computes (empty when it returns no number)."""
+    return dict(as_metric_value(metric.compute(ctx)).details)
 
 
 def assert_pruned_zero(model: nn.Module, mask: Mask) -> None:
@@ -360,17 +377,17 @@ def test_iou_iom_and_hamming_with_the_gold_mask() -> None:
     gold = masks([1, 1, 0, 0], [1, 0])
     mine = masks([1, 0, 1, 0], [1, 0])
     ctx = context(FixedOutput([0.0, 0.0]), mine, FixedOutput([0.0, 0.0]), gold)
-    assert GoldIoU().compute(ctx) == pytest.approx(2 / 4)
-    assert GoldIoU().compute_details(ctx) == pytest.approx({"a": 1 / 3, "b": 1.0})
-    assert GoldIoM().compute(ctx) == pytest.approx(2 / 3)
-    assert GoldIoM().compute_details(ctx) == pytest.approx({"a": 1 / 2, "b": 1.0})
-    assert GoldHamming().compute(ctx) == 2.0
-    assert GoldHamming().compute_details(ctx) == {"a": 2.0, "b": 0.0}
+    assert value(GoldIoU(), ctx) == pytest.approx(2 / 4)
+    assert details(GoldIoU(), ctx) == pytest.approx({"a": 1 / 3, "b": 1.0})
+    assert value(GoldIoM(), ctx) == pytest.approx(2 / 3)
+    assert details(GoldIoM(), ctx) == pytest.approx({"a": 1 / 2, "b": 1.0})
+    assert value(GoldHamming(), ctx) == 2.0
+    assert details(GoldHamming(), ctx) == {"a": 2.0, "b": 0.0}
     # IoM = 1 - Hamming / 2k at equal kept counts k.
-    assert GoldIoM().compute(ctx) == pytest.approx(1 - 2 / (2 * gold.kept()))
-    assert GoldFilterIoU().compute(ctx) is None  # unstructured
+    assert value(GoldIoM(), ctx) == pytest.approx(1 - 2 / (2 * gold.kept()))
+    assert value(GoldFilterIoU(), ctx) is None  # unstructured
     dense = context(FixedOutput([0.0, 0.0]), None, FixedOutput([0.0, 0.0]), gold)
-    assert GoldIoU().compute(dense) is None and GoldHamming().compute_details(dense) == {}
+    assert value(GoldIoU(), dense) is None and details(GoldHamming(), dense) == {}
 
 
 def test_filter_iou_compares_kept_filters() -> None:
@@ -378,8 +395,8 @@ def test_filter_iou_compares_kept_filters() -> None:
     mine = Mask({"w": torch.tensor([[0, 0], [1, 1], [1, 1]]).bool()}, frozenset({"w"}))
     ctx = context(FixedOutput([0.0]), mine, FixedOutput([0.0]), gold, structured=True)
     # kept filters: gold {0, 2}, mine {1, 2}: IoU 1/3.
-    assert GoldFilterIoU().compute(ctx) == pytest.approx(1 / 3)
-    assert GoldFilterIoU().compute_details(ctx) == pytest.approx({"w": 1 / 3})
+    assert value(GoldFilterIoU(), ctx) == pytest.approx(1 / 3)
+    assert details(GoldFilterIoU(), ctx) == pytest.approx({"w": 1 / 3})
 
 
 def test_kl_to_the_gold_outputs() -> None:
@@ -391,10 +408,10 @@ def test_kl_to_the_gold_outputs() -> None:
     ctx = context(
         FixedOutput(torch.tensor(q).log().tolist()), gold, FixedOutput(torch.tensor(p).log().tolist()), gold
     )
-    assert GoldKLForget().compute(ctx) == pytest.approx(expected, rel=1e-5)
-    assert GoldKLTest().compute(ctx) is None  # empty split
+    assert value(GoldKLForget(), ctx) == pytest.approx(expected, rel=1e-5)
+    assert value(GoldKLTest(), ctx) is None  # empty split
     same = context(FixedOutput([1.0, 2.0]), gold, FixedOutput([1.0, 2.0]), gold)
-    assert GoldKLForget().compute(same) == pytest.approx(0.0, abs=1e-12)
+    assert value(GoldKLForget(), same) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_error_band_on_hand_made_scores() -> None:
@@ -412,11 +429,11 @@ def test_error_band_on_hand_made_scores() -> None:
     model = FixedOutput([0.0], a=[5.0, -3.2, 0.0, 0.0], b=[3.6, 0.0])
     mask = masks([1, 1, 0, 0], [1, 0])
     ctx = context(model, mask, gold_model, gold_mask)
-    band = GoldErrorBand().compute(ctx)
-    details = GoldErrorBand().compute_details(ctx)
+    band = value(GoldErrorBand(), ctx)
+    found = details(GoldErrorBand(), ctx)
     # eps = 3.6 (b[0]), tau = 3: |S - 3| <= 7.2 holds for all six weights.
-    assert details["eps"] == pytest.approx(3.6) and details["tau"] == 3.0
-    assert band == 6.0 and details["hamming"] == 2.0 <= band
-    assert details["band:a"] + details["band:b"] == band
+    assert found["eps"] == pytest.approx(3.6) and found["tau"] == 3.0
+    assert band == 6.0 and found["hamming"] == 2.0 <= band
+    assert found["band:a"] + found["band:b"] == band
     # Over the weights both keep (a[0], a[1]): eps 0.8, |S - 3| <= 1.6 holds for 4 and 3.
-    assert details["eps_shared"] == pytest.approx(0.8) and details["band_shared"] == 2.0
+    assert found["eps_shared"] == pytest.approx(0.8) and found["band_shared"] == 2.0

@@ -12,7 +12,7 @@ from unlearnbench.registry.components import (
     Component,
     DatasetPlugin,
     Metric,
-    MetricDetails,
+    MetricValue,
     ModelPlugin,
     NoParams,
     PruneOutcome,
@@ -22,16 +22,19 @@ from unlearnbench.registry.components import (
     UnlearnTask,
     Unpruner,
     UnpruneTask,
+    as_metric_value,
 )
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.registry.hookspecs import hookimpl
 from unlearnbench.run.evaluation import EvalContext, Reference
+from unlearnbench.run.pools import POOL_KINDS, PoolOutputs, PoolSpec, margins
 from unlearnbench.training.engine import Engine, TrainRecipe, unlearning_recipe
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import check_sparsity, global_topk_mask, kept_count, topk_mask
 from unlearnbench.training.pruning_structured import channel_mask, channel_plan, filter_keep_mask
 
 __all__ = [
+    "POOL_KINDS",
     "Component",
     "DatasetNotFoundError",
     "DatasetPlugin",
@@ -42,9 +45,11 @@ __all__ = [
     "InvalidValueError",
     "Mask",
     "Metric",
-    "MetricDetails",
+    "MetricValue",
     "ModelPlugin",
     "NoParams",
+    "PoolOutputs",
+    "PoolSpec",
     "PruneOutcome",
     "PruneTask",
     "Pruner",
@@ -58,6 +63,7 @@ __all__ = [
     "Unlearner",
     "UnpruneTask",
     "Unpruner",
+    "as_metric_value",
     "channel_mask",
     "channel_plan",
     "check_sparsity",
@@ -65,6 +71,7 @@ __all__ = [
     "global_topk_mask",
     "hookimpl",
     "kept_count",
+    "margins",
     "topk_mask",
     "unlearning_recipe",
 ]

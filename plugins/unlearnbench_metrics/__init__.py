@@ -19,6 +19,7 @@ from unlearnbench_metrics.gold import (
     GoldKLTest,
 )
 from unlearnbench_metrics.mia import MIAEfficacy
+from unlearnbench_metrics.pool_metrics import KLOM, EpsScore, ULiRA
 
 
 @hookimpl
@@ -39,4 +40,7 @@ def unlearnbench_register_metrics() -> list[type]:
         GoldKLRetain,
         GoldKLTest,
         GoldErrorBand,
+        EpsScore,
+        ULiRA,
+        KLOM,
     ]

@@ -11,9 +11,25 @@ from typing import ClassVar
 
 import torch
 
-from unlearnbench.api import EvalContext, Mask, Metric, MetricDetails
+from unlearnbench.api import EvalContext, Mask, Metric, MetricValue
+
+MetricDetails = dict[str, float | None]
 
 GOLD = "gold"
+
+
+class _Detailed(Metric):
+    """A metric whose number comes with per-layer (or per-part) values in its details."""
+
+    def value(self, ctx: EvalContext) -> float | None:
+        raise NotImplementedError
+
+    def details(self, ctx: EvalContext) -> MetricDetails:
+        return {}
+
+    def compute(self, ctx: EvalContext) -> MetricValue | None:
+        value = self.value(ctx)
+        return None if value is None else MetricValue(value, self.details(ctx))
 
 
 def _masks(ctx: EvalContext) -> tuple[Mask, Mask] | None:
@@ -22,7 +38,7 @@ def _masks(ctx: EvalContext) -> tuple[Mask, Mask] | None:
     return None if ctx.mask is None or gold is None else (ctx.mask, gold)
 
 
-class GoldIoU(Metric):
+class GoldIoU(_Detailed):
     """IoU of the kept weights with the gold mask, |m & m_gold| / |m | m_gold| over the pruned
     scope (the paper's ``compute_overlap``); per-layer IoU in the details. None for dense rows."""
 
@@ -31,16 +47,16 @@ class GoldIoU(Metric):
     higher_is_better = True
     needs = (GOLD,)
 
-    def compute(self, ctx: EvalContext) -> float | None:
+    def value(self, ctx: EvalContext) -> float | None:
         masks = _masks(ctx)
         return None if masks is None else masks[0].iou(masks[1])
 
-    def compute_details(self, ctx: EvalContext) -> MetricDetails:
+    def details(self, ctx: EvalContext) -> MetricDetails:
         masks = _masks(ctx)
         return {} if masks is None else dict(masks[0].layer_iou(masks[1]))
 
 
-class GoldIoM(Metric):
+class GoldIoM(_Detailed):
     """IoM, the fraction of the gold mask's kept weights the evaluated mask keeps,
     |m & m_gold| / |m_gold| (at equal kept counts k, 1 - Hamming / 2k); per layer in the
     details. None for dense rows."""
@@ -50,16 +66,16 @@ class GoldIoM(Metric):
     higher_is_better = True
     needs = (GOLD,)
 
-    def compute(self, ctx: EvalContext) -> float | None:
+    def value(self, ctx: EvalContext) -> float | None:
         masks = _masks(ctx)
         return None if masks is None else masks[0].iom(masks[1])
 
-    def compute_details(self, ctx: EvalContext) -> MetricDetails:
+    def details(self, ctx: EvalContext) -> MetricDetails:
         masks = _masks(ctx)
         return {} if masks is None else dict(masks[0].layer_iom(masks[1]))
 
 
-class GoldHamming(Metric):
+class GoldHamming(_Detailed):
     """Hamming distance to the gold mask: the number of scoped weights kept by exactly one of the
     two masks; per layer in the details. None for dense rows."""
 
@@ -68,16 +84,16 @@ class GoldHamming(Metric):
     higher_is_better = False
     needs = (GOLD,)
 
-    def compute(self, ctx: EvalContext) -> float | None:
+    def value(self, ctx: EvalContext) -> float | None:
         masks = _masks(ctx)
         return None if masks is None else float(masks[0].hamming(masks[1]))
 
-    def compute_details(self, ctx: EvalContext) -> MetricDetails:
+    def details(self, ctx: EvalContext) -> MetricDetails:
         masks = _masks(ctx)
         return {} if masks is None else {n: float(v) for n, v in masks[0].layer_hamming(masks[1]).items()}
 
 
-class GoldFilterIoU(Metric):
+class GoldFilterIoU(_Detailed):
     """Filter-level IoU with the gold mask for structured masks (``unpruning.md`` §7): the IoU
     of the kept output-filter indices, pooled over the scoped layers (sum of intersections over
     sum of unions); per layer in the details. None for dense rows and unstructured masks."""
@@ -87,11 +103,11 @@ class GoldFilterIoU(Metric):
     higher_is_better = True
     needs = (GOLD,)
 
-    def compute(self, ctx: EvalContext) -> float | None:
+    def value(self, ctx: EvalContext) -> float | None:
         masks = _masks(ctx)
         return None if masks is None or not ctx.structured else masks[0].filter_iou(masks[1])
 
-    def compute_details(self, ctx: EvalContext) -> MetricDetails:
+    def details(self, ctx: EvalContext) -> MetricDetails:
         masks = _masks(ctx)
         if masks is None or not ctx.structured:
             return {}
@@ -159,7 +175,7 @@ def error_band(
     return band, eps, tau
 
 
-class GoldErrorBand(Metric):
+class GoldErrorBand(_Detailed):
     """The error-band diagnostic of the reconstructed un-pruning bound (``unpruning.md`` §3.2):
     with magnitude scores S = |w| over the scope, eps = max_i |S_i(model) - S_i(gold)| and tau
     the gold threshold (the least gold score kept), the number of scoped weights whose gold score
@@ -195,7 +211,7 @@ class GoldErrorBand(Metric):
 
         return names, flat(theirs), flat(mine), masks[0], masks[1]
 
-    def compute(self, ctx: EvalContext) -> float | None:
+    def value(self, ctx: EvalContext) -> float | None:
         found = self._scores(ctx)
         if found is None:
             return None
@@ -203,7 +219,7 @@ class GoldErrorBand(Metric):
         flat_gold = torch.cat([gold.tensors[n].cpu().flatten() for n in found[0]])
         return float(error_band(gold_scores, scores, flat_gold)[0])
 
-    def compute_details(self, ctx: EvalContext) -> MetricDetails:
+    def details(self, ctx: EvalContext) -> MetricDetails:
         found = self._scores(ctx)
         if found is None:
             return {}

@@ -15,6 +15,7 @@ from unlearnbench.config.sections import (
     EvaluateSection,
     ForgetSpec,
     ModelSection,
+    PoolsSection,
     PruneSection,
     UnlearnSection,
     UnpruneSection,
@@ -52,6 +53,7 @@ SECTION_FIELDS: dict[str, list[str]] = {
     "unlearn": field_names(UnlearnSection),
     "unprune": field_names(UnpruneSection),
     "evaluate": field_names(EvaluateSection),
+    "pools": field_names(PoolsSection),
 }
 
 
@@ -91,7 +93,7 @@ def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatal
     elif head == "forget":
         _expect("forget set", rest[0], [spec.get("name", "") for spec in raw.get("forget", [])])
         _expect(f"--set key under forget.{rest[0]}", rest[-1], field_names(ForgetSpec))
-    elif rest[0] == "params" and len(rest) > 1 and catalog is not None:
+    elif head in PARAM_KINDS and rest[0] == "params" and len(rest) > 1 and catalog is not None:
         kind = PARAM_KINDS[head]
         if head in ("data", "model"):
             owner = raw.get(head, {}).get("dataset" if head == "data" else "name", "")

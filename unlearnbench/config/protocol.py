@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from unlearnbench.config.sections import (
     EvaluateSection,
     ForgetSpec,
     ModelSection,
+    PoolsSection,
     PruneSection,
     TrainSection,
     UnlearnSection,
@@ -60,6 +61,9 @@ class Protocol:
     seeds: tuple[int, ...]
     raw: Mapping[str, Any]
     source: str
+    pools: PoolsSection = field(default_factory=PoolsSection)
+    pool_recipe: TrainRecipe | None = None
+    """The recipe pool models train with (None: ``recipe``)."""
 
     @property
     def hash(self) -> str:
@@ -130,6 +134,12 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
         twice = sorted({str(c) for c in chosen if chosen.count(c) > 1}) if isinstance(chosen, list) else []
         if twice:
             raise InvalidValueError(f"{'.'.join(path)} selects {', '.join(twice)} more than once")
+    pools = build(PoolsSection, raw.get("pools", {}), "pools")
+    pool_recipe = None
+    if pools.recipe:
+        if pools.recipe not in recipes:
+            raise UnknownChoiceError("training recipe (pools.recipe)", pools.recipe, recipes)
+        pool_recipe = build(TrainRecipe, recipes[pools.recipe], f"recipes.{pools.recipe}")
     return Protocol(
         name=str(raw["name"]),
         version=version,
@@ -146,6 +156,8 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
         seeds=tuple(seeds),
         raw=raw,
         source=source,
+        pools=pools,
+        pool_recipe=pool_recipe,
     )
 
 
@@ -169,6 +181,7 @@ __all__ = [
     "EvaluateSection",
     "ForgetSpec",
     "ModelSection",
+    "PoolsSection",
     "Protocol",
     "PruneSection",
     "TrainSection",

@@ -102,6 +102,32 @@ class EvaluateSection:
 
 
 @dataclass(frozen=True)
+class PoolsSection:
+    """Model pools for the population metrics (eps-score, u-lira, klom).
+
+    ``size`` models per retrain / unlearned pool and ``shadow_size`` shadow models (0: ``size``),
+    seeded ``seed_base``, ``seed_base + 1``, ...; each shadow model trains on a random
+    ``shadow_fraction`` of the training pool plus the test set. ``recipe`` names an entry of
+    ``[recipes]`` (empty: the protocol's training recipe).
+    """
+
+    size: int = 8
+    shadow_size: int = 0
+    seed_base: int = 1000
+    shadow_fraction: float = 0.5
+    recipe: str = ""
+
+    def __post_init__(self) -> None:
+        if self.size < 2 or self.shadow_size < 0 or self.shadow_size == 1:
+            raise InvalidValueError(
+                "pools.size must be >= 2 and pools.shadow_size 0 or >= 2, "
+                f"got {self.size}, {self.shadow_size}"
+            )
+        if not 0.0 < self.shadow_fraction < 1.0:
+            raise InvalidValueError(f"pools.shadow_fraction must be in (0, 1), got {self.shadow_fraction}")
+
+
+@dataclass(frozen=True)
 class TrainSection:
     """``recipe`` names an entry of the protocol's ``[recipes]``; other keys override its fields."""
 
@@ -122,5 +148,6 @@ TOP_LEVEL = (
     "unlearn",
     "unprune",
     "evaluate",
+    "pools",
     "seeds",
 )

@@ -7,9 +7,9 @@ defaults are the component's defaults). A protocol or ``--set`` overrides fields
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 
     from unlearnbench.run.evaluation import EvalContext
     from unlearnbench.training.engine import Engine, TrainRecipe
-
-
-MetricDetails = dict[str, float | None]
-"""What ``Metric.compute_details`` returns: named per-item values (e.g. one per layer)."""
 
 
 @dataclass(frozen=True)
@@ -216,14 +212,37 @@ class Unpruner(Component):
 # --------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's number plus per-example or summary ``details`` stored with the evaluation.
+
+    ``details`` maps names to JSON-ready values (floats, lists of floats, nested dicts), e.g.
+    ``{"epsilon": [...], "F": 0.8}``; a plot reads the per-example lists from the artifact.
+    """
+
+    value: float | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def as_metric_value(result: float | MetricValue | None) -> MetricValue:
+    """What ``Metric.compute`` returned, as a :class:`MetricValue` (a bare float has no details)."""
+    if isinstance(result, MetricValue):
+        return result
+    return MetricValue(None if result is None else float(result))
+
+
 class Metric(Component):
     """One number computed from an evaluated model and its references.
 
     ``label`` heads the leaderboard column, ``unit`` follows it, and ``higher_is_better`` is None
     for two-sided metrics (closer to the retrain reference is better). ``needs`` names the
-    references it reads; the run builds only the references some selected metric needs.
-    ``gap`` marks the metrics averaged into the leaderboard's Gap column (mean |metric -
-    retrain's|, "Disparity Ave." of Jia et al., 2023); selecting one adds the retrain rows.
+    references it reads (``"pool:<kind>"`` for a model pool, read with ``EvalContext.pool``);
+    the run builds only the references some selected metric needs. ``gap`` marks the metrics
+    averaged into the leaderboard's Gap column (mean |metric - retrain's|, "Disparity Ave." of
+    Jia et al., 2023); selecting one adds the retrain rows. ``compute`` returns a float, None, or
+    a :class:`MetricValue` carrying details besides the number: the scalar ones (e.g. one value
+    per layer) go into the record's ``metric_details``, all of them (e.g. per-example lists) into
+    the evaluate artifact, where plots read them.
     """
 
     kind = "metric"
@@ -234,13 +253,8 @@ class Metric(Component):
     """The references this metric reads through ``EvalContext.reference`` (e.g. ``"retrain"``)."""
     gap: ClassVar[bool] = False
 
-    def compute(self, ctx: EvalContext) -> float | None:
+    def compute(self, ctx: EvalContext) -> float | MetricValue | None:
         raise NotImplementedError
-
-    def compute_details(self, ctx: EvalContext) -> MetricDetails:
-        """Per-item values behind the number (e.g. per layer), stored under the record's
-        ``metric_details``; empty by default."""
-        return {}
 
 
 COMPONENT_KINDS: dict[str, type[Component]] = {

@@ -10,6 +10,7 @@ from torch import nn
 
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import UnknownChoiceError
+from unlearnbench.run.pools import POOL_PREFIX, PoolOutputs
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.masks import Mask
 
@@ -32,6 +33,8 @@ class EvalContext:
     forgetting, as the reference) and ``forget_test`` (the test examples of forgotten classes;
     empty for random forgetting). ``references`` maps a reference name (what a metric lists in
     ``Metric.needs``: ``original``, ``retrain``, ``retain_topology``, ...) to a loader, called on
+    first use. ``pools`` maps a pool kind (``retrain``, ``unlearned``, ``shadow``; a metric
+    lists ``"pool:<kind>"`` in ``needs``) to a loader of its :class:`PoolOutputs`, also called on
     first use. ``runtime_s`` is the unlearning time (None for references). ``structured`` is True
     when the mask comes from a structured (channel) pruner.
     """
@@ -47,6 +50,7 @@ class EvalContext:
         runtime_s: float | None,
         forget_kind: str,
         structured: bool = False,
+        pools: Mapping[str, Callable[[], PoolOutputs]] | None = None,
     ) -> None:
         self.model = model
         self.mask = mask
@@ -58,6 +62,8 @@ class EvalContext:
         self.forget_kind = forget_kind
         self.structured = structured
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
+        self._pool_loaders = dict(pools or {})
+        self._pools: dict[str, PoolOutputs] = {}
 
     def reference(self, name: str) -> Reference:
         """Reference ``name`` (loaded once); the metric must list it in ``needs``."""
@@ -66,6 +72,16 @@ class EvalContext:
                 raise UnknownChoiceError("reference", name, self._reference_loaders)
             self._references[name] = self._reference_loaders[name]()
         return self._references[name]
+
+    def pool(self, kind: str) -> PoolOutputs:
+        """The outputs of pool ``kind`` (``"retrain"`` or ``"pool:retrain"``; loaded once); the
+        metric must list ``"pool:<kind>"`` in ``needs``."""
+        kind = kind.removeprefix(POOL_PREFIX)
+        if kind not in self._pools:
+            if kind not in self._pool_loaders:
+                raise UnknownChoiceError("pool", kind, self._pool_loaders)
+            self._pools[kind] = self._pool_loaders[kind]()
+        return self._pools[kind]
 
     def logits(self, split: str, reference: str | None = None) -> torch.Tensor:
         """Float32 logits on ``split`` of the evaluated model, or of ``reference`` (computed once)."""

@@ -82,7 +82,10 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
         sparsity=payload["sparsity"],
         filter_sparsity=payload["filter_sparsity"],
         metrics=payload["metrics"],
-        metric_details=payload.get("metric_details", {}),
+        metric_details={
+            name: {k: v for k, v in found.items() if v is None or isinstance(v, int | float)}
+            for name, found in payload.get("metric_details", {}).items()
+        },
         metric_errors=payload.get("metric_errors", {}),
         metric_names=tuple(ctx.metrics),
         metric_info={

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from unlearnbench.registry.components import as_metric_value
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.evaluation import EvalContext
 from unlearnbench.run.plan import ORIGINAL, Node
@@ -41,15 +42,14 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
     errors: dict[str, str] = {}
     for name, metric in ctx.metrics.items():
         try:  # each metric on its own: one that raises leaves its error, the others stand
-            value = metric.compute(eval_ctx)
-            found = metric.compute_details(eval_ctx)
+            result = as_metric_value(metric.compute(eval_ctx))
         except Exception as exc:
             log.warning("metric %s failed on %s: %s: %s", name, node.unlearner, type(exc).__name__, exc)
             values[name], errors[name] = None, f"{type(exc).__name__}: {exc}"
             continue
-        values[name] = None if value is None else float(value)
-        if found:
-            details[name] = found
+        values[name] = result.value
+        if result.details:
+            details[name] = dict(result.details)
     mask = art.mask
     return {
         "metrics": values,

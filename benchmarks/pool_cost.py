@@ -1,0 +1,91 @@
+"""Cost of model pools: one pool model, and whole pools of N models, on a protocol's setting.
+
+Trains retrain-pool members exactly as a pool stage does (``unlearnbench.run.pools.train_member``:
+the protocol's model, recipe and retain set of its first forget set, seeds ``pools.seed_base``
+onwards), sequentially on one device, and prints the seconds per pool for each N in ``--sizes``,
+the seconds per model, and the ratio of each pool's time to the N = 1 pool measured in the same
+run (linear growth gives a ratio of N). ``--epochs`` shortens the recipe for a quick look; the
+defaults time the protocol's own recipe.
+
+Examples::
+
+    python benchmarks/pool_cost.py                       # digits-quickstart, N = 1, 2, 4, 8
+    python benchmarks/pool_cost.py --epochs 2 --sizes 1,2,4
+    python benchmarks/pool_cost.py cifar10-resnet18 --device cuda --sizes 1,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+from torch import nn
+
+from unlearnbench.config.protocol import load_protocol
+from unlearnbench.data.forget import draw_forget_set, retain_indices
+from unlearnbench.data.prepare import prepare
+from unlearnbench.registry.catalog import Registry
+from unlearnbench.registry.host import create_host
+from unlearnbench.run.pools import PoolSpec, train_member
+from unlearnbench.training.engine import Engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("protocol", nargs="?", default="digits-quickstart")
+    parser.add_argument("--sizes", default="1,2,4,8", help="Pool sizes N, comma-separated.")
+    parser.add_argument("--epochs", type=int, help="Override the recipe's epochs (default: the protocol's).")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    registry = Registry(create_host(autoload=True))
+    protocol = load_protocol(registry.protocol_path(args.protocol), (), registry)
+    recipe = protocol.pool_recipe or protocol.recipe
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
+    dataset = registry.create("dataset", protocol.data.dataset, protocol.data.params)
+    model_plugin = registry.create("model", protocol.model.name, protocol.model.params)
+    splits = dataset.load(None, download=False)  # type: ignore[attr-defined]
+    data = prepare(splits, protocol.data.holdout_fraction, protocol.data.split_seed, protocol.data.limit)
+    pool = data.pool.to(args.device)
+    forget = draw_forget_set(protocol.forget[0], pool, splits.num_classes)
+    retain = pool.subset(retain_indices(len(pool), forget).to(args.device))
+    engine = Engine(args.device, splits.mean, splits.std)
+
+    def new_model(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return model_plugin.build(  # type: ignore[attr-defined]
+            num_classes=splits.num_classes, in_channels=splits.in_channels, image_size=splits.image_size
+        )
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(
+        f"{protocol.name}: {protocol.model.name}, retain set of {protocol.forget[0].name} "
+        f"({len(retain)} images), {recipe.epochs} epochs, batch {recipe.batch_size}, {args.device}"
+    )
+    # one untimed model first, so start-up costs (allocator, kernels) are not in N = 1
+    train_member(0, retain.head(recipe.batch_size), engine=engine, recipe=recipe, new_model=new_model)
+    times: dict[int, float] = {}
+    for n in sizes:
+        spec = PoolSpec("retrain", n, protocol.recipe_name, seed_base=protocol.pools.seed_base)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for seed in spec.seeds:
+            train_member(seed, retain, engine=engine, recipe=recipe, new_model=new_model)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times[n] = time.perf_counter() - start
+    base = times[sizes[0]] / sizes[0]
+    print(f"{'N':>4} {'pool s':>9} {'s/model':>9} {'ratio vs N=1':>13} {'linear':>7}")
+    for n in sizes:
+        ratio = times[n] / base
+        print(f"{n:>4} {times[n]:>9.2f} {times[n] / n:>9.2f} {ratio:>13.2f} {n:>7}")
+
+
+if __name__ == "__main__":
+    main()
