@@ -25,9 +25,18 @@ from unlearnbench.registry.components import (
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.registry.hookspecs import hookimpl
 from unlearnbench.run.evaluation import EvalContext, Reference
-from unlearnbench.training.engine import Engine, TrainRecipe, unlearning_recipe
+from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import check_sparsity, global_topk_mask, topk_mask
+from unlearnbench.training.unlearning import (
+    EpochLog,
+    EpochValue,
+    PairLossFn,
+    UnlearnBudget,
+    fit_pairs,
+    paired_batches,
+    unlearning_recipe,
+)
 
 __all__ = [
     "Component",
@@ -35,6 +44,8 @@ __all__ = [
     "DatasetPlugin",
     "DatasetSplits",
     "Engine",
+    "EpochLog",
+    "EpochValue",
     "EvalContext",
     "ImageSplit",
     "InvalidValueError",
@@ -42,6 +53,7 @@ __all__ = [
     "Metric",
     "ModelPlugin",
     "NoParams",
+    "PairLossFn",
     "PruneOutcome",
     "PruneTask",
     "Pruner",
@@ -50,14 +62,17 @@ __all__ = [
     "StageFinished",
     "TrainRecipe",
     "UnknownChoiceError",
+    "UnlearnBudget",
     "UnlearnTask",
     "UnlearnbenchError",
     "Unlearner",
     "UnpruneTask",
     "Unpruner",
     "check_sparsity",
+    "fit_pairs",
     "global_topk_mask",
     "hookimpl",
+    "paired_batches",
     "topk_mask",
     "unlearning_recipe",
 ]
