@@ -271,8 +271,8 @@ def test_bad_param_name_lists_the_valid_keys(registry: Registry) -> None:
     with pytest.raises(UnknownChoiceError) as caught:
         registry.create("unlearner", "ft", {"epoch": 3})
     assert caught.value.value == "epoch"
-    assert caught.value.choices[:3] == ["epochs", "lr", "batch_size"]
-    assert "valid choices: epochs, lr, batch_size" in str(caught.value)
+    assert {"epochs", "lr", "batch_size", "momentum"} <= set(caught.value.choices)
+    assert "valid choices: batch_size, epochs, lr" in str(caught.value)
     with pytest.raises(UnknownChoiceError, match=r"'sparsity'.*retrain, rewind"):
         registry.create("pruner", "omp", {"sparsity": 0.5})
 
