@@ -183,11 +183,12 @@ def test_ff_perturbs_less_where_the_fisher_is_large(world: World) -> None:
 # IU
 # --------------------------------------------------------------------------------------------
 def test_iu_batched_per_sample_grads_equal_a_batch_size_one_loop(world: World) -> None:
-    model = copy.deepcopy(world.model).eval()
+    model = copy.deepcopy(world.model).eval().double()  # float64: kernel differences vanish
     x, y = next(world.engine.batches(world.retain, 24, None, shuffle=False))
-    batched, looped = per_sample_grads(model, x, y), per_sample_grads_loop(model, x, y)
+    batched, looped = per_sample_grads(model, x.double(), y), per_sample_grads_loop(model, x.double(), y)
     assert batched.shape == looped.shape == (24, sum(p.numel() for p in model.parameters()))
-    assert float((batched - looped).abs().max()) <= 1e-5
+    assert float(looped.abs().max()) > 1e-2
+    assert float((batched - looped).abs().max()) <= 1e-10
 
 
 def test_iu_moves_a_convex_model_toward_the_retrained_optimum(world: World) -> None:

@@ -38,8 +38,12 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
         out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
         return F.cross_entropy(out, yi.unsqueeze(0))
 
-    with torch.backends.mkldnn.flags(enabled=x.device.type != "cpu"):
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled and x.device.type != "cpu"
+    try:
         grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    finally:
+        torch.backends.mkldnn.enabled = enabled
     return torch.cat([grads[n].reshape(x.shape[0], -1) for n in params], dim=1)
 
 
