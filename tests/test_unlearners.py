@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -18,9 +18,16 @@ from unlearnbench_pruners.omp import OneShotMagnitude
 from unlearnbench_unlearners import unlearnbench_register_unlearners
 from unlearnbench_unlearners.boundary import BoundaryExpanding, boundary_labels
 from unlearnbench_unlearners.fisher import FisherForgetting, fisher_diagonal
-from unlearnbench_unlearners.influence import InfluenceUnlearning, per_sample_grads, per_sample_grads_loop
+from unlearnbench_unlearners.influence import InfluenceUnlearning
 from unlearnbench_unlearners.neggrad import NegGradPlus
 from unlearnbench_unlearners.noop import NoOp
+from unlearnbench_unlearners.per_sample import (
+    hooks_apply,
+    per_sample_grads,
+    per_sample_grads_hooks,
+    per_sample_grads_loop,
+    per_sample_grads_vmap,
+)
 from unlearnbench_unlearners.random_label import RandomLabel
 from unlearnbench_unlearners.salun import SalUn
 from unlearnbench_unlearners.scrub import Scrub, distill_kl
@@ -35,6 +42,7 @@ from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import scope_parameter_names
 
 SEED = 0
+PerSample = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 FAST = {"epochs": 2, "batch_size": 64}
 
 
@@ -182,13 +190,86 @@ def test_ff_perturbs_less_where_the_fisher_is_large(world: World) -> None:
 # --------------------------------------------------------------------------------------------
 # IU
 # --------------------------------------------------------------------------------------------
-def test_iu_batched_per_sample_grads_equal_a_batch_size_one_loop(world: World) -> None:
-    model = copy.deepcopy(world.model).eval().double()  # float64: kernel differences vanish
-    x, y = next(world.engine.batches(world.retain, 24, None, shuffle=False))
-    batched, looped = per_sample_grads(model, x.double(), y), per_sample_grads_loop(model, x.double(), y)
-    assert batched.shape == looped.shape == (24, sum(p.numel() for p in model.parameters()))
+def assert_equals_the_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batched: torch.Tensor) -> None:
+    looped = per_sample_grads_loop(model, x, y)
+    assert batched.shape == looped.shape == (len(x), sum(p.numel() for p in model.parameters()))
     assert float(looped.abs().max()) > 1e-2
     assert float((batched - looped).abs().max()) <= 1e-10
+
+
+def digits64(world: World, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = next(world.engine.batches(world.retain, n, None, shuffle=False))
+    return x.double(), y  # float64: kernel rounding differences vanish
+
+
+def with_running_stats(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, then eval mode."""
+    with torch.no_grad():
+        model.train()(x)
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", [per_sample_grads_vmap, per_sample_grads_hooks])
+def test_iu_batched_per_sample_grads_equal_a_batch_size_one_loop(world: World, method: PerSample) -> None:
+    model = copy.deepcopy(world.model).eval().double()
+    x, y = digits64(world)
+    assert hooks_apply(model)
+    assert_equals_the_loop(model, x, y, method(model, x, y))
+
+
+def test_iu_hook_path_handles_strided_padded_dilated_convs_with_bias(world: World) -> None:
+    torch.manual_seed(SEED)
+    x, y = digits64(world)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2, padding=1),  # 8x8 -> 4x4
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(4, 6, (3, 2), stride=(1, 2), padding=(2, 0), dilation=(2, 1)),  # 4x4 -> 4x2
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.BatchNorm1d(48),
+        nn.Linear(48, 10),
+    ).double()
+    model = with_running_stats(model, x)
+    assert hooks_apply(model)
+    assert_equals_the_loop(model, x, y, per_sample_grads_hooks(model, x, y))
+
+
+class Twice(nn.Module):
+    """One Linear applied twice: its parameters are shared between two calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flat, self.inner, self.head = nn.Flatten(), nn.Linear(64, 64), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.inner(torch.tanh(self.inner(self.flat(x))))))
+
+
+def grouped_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, groups=2),  # unsupported: grouped
+        nn.Flatten(),
+        nn.Linear(144, 10),
+    )
+
+
+@pytest.mark.parametrize("build", [grouped_cnn, Twice])
+def test_iu_per_sample_grads_fall_back_to_vmap_where_hooks_do_not_apply(
+    world: World, build: Callable[[], nn.Module]
+) -> None:
+    torch.manual_seed(SEED)
+    model = build().double().eval()
+    x, y = digits64(world)
+    with pytest.raises(ValueError, match="per_sample_grads_hooks"):
+        per_sample_grads_hooks(model, x, y)
+    assert_equals_the_loop(model, x, y, per_sample_grads(model, x, y))
 
 
 def test_iu_moves_a_convex_model_toward_the_retrained_optimum(world: World) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vmap
 
 from unlearnbench.api import Engine, ImageSplit, Mask, Unlearner, UnlearnTask
+from unlearnbench_unlearners.per_sample import per_sample_grads
 
 
 def _flat_keep(model: nn.Module, mask: Mask | None) -> torch.Tensor | None:
@@ -26,37 +27,6 @@ def _flat_keep(model: nn.Module, mask: Mask | None) -> torch.Tensor | None:
     return torch.cat(parts)
 
 
-def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Flattened gradients [B, P] of each example's CE loss, batched with ``torch.func``
-    (vmap over grad of a functional call); the model is used in its current (eval) mode. On the
-    CPU oneDNN is bypassed: vmap turns convolutions into grouped ones, whose weight gradient
-    oneDNN computes about twice as slowly as ATen's own kernel."""
-    params = {n: p.detach() for n, p in model.named_parameters()}
-    buffers = {n: b.detach() for n, b in model.named_buffers()}
-
-    def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-        out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
-        return F.cross_entropy(out, yi.unsqueeze(0))
-
-    enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = enabled and x.device.type != "cpu"
-    try:
-        grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
-    finally:
-        torch.backends.mkldnn.enabled = enabled
-    return torch.cat([grads[n].reshape(x.shape[0], -1) for n in params], dim=1)
-
-
-def per_sample_grads_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The reference's way: one backward pass per example (batch size 1)."""
-    params = [p for p in model.parameters()]
-    rows = []
-    for i in range(x.shape[0]):
-        loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])
-        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
-    return torch.stack(rows)
-
-
 def mean_grad_sum(model: nn.Module, engine: Engine, split: ImageSplit, batch_size: int) -> torch.Tensor:
     """Sum over batches of (batch size x batch-mean CE gradient), flattened (``Wfisher``'s loop)."""
     params = [p for p in model.parameters()]
@@ -68,15 +38,19 @@ def mean_grad_sum(model: nn.Module, engine: Engine, split: ImageSplit, batch_siz
     return total
 
 
-def woodfisher(grads: torch.Tensor, v: torch.Tensor, damping: float) -> torch.Tensor:
-    """The reference's ``woodfisher`` recursion over per-sample retain gradients ``grads`` [n, P]:
-    o <- g_0; then for each next g: k -= (k.g / (N + o.g)) o, o -= (o.g / (N + o.g)) o."""
-    k = v.clone()
-    o = grads[0].clone()
-    for g in grads[1:]:
-        tmp = torch.dot(o, g)
-        k -= (torch.dot(k, g) / (damping + tmp)) * o
-        o -= (tmp / (damping + tmp)) * o
+def woodfisher(chunks: Iterable[torch.Tensor], v: torch.Tensor, damping: float) -> torch.Tensor:
+    """The reference's ``woodfisher`` recursion over per-sample retain gradients, given in order as
+    chunks [b, P] and consumed one at a time: o <- g_0; then for each next g:
+    k -= (k.g / (N + o.g)) o, o -= (o.g / (N + o.g)) o."""
+    k, o = v.clone(), None
+    for grads in chunks:
+        for g in grads:
+            if o is None:
+                o = g.clone()
+                continue
+            tmp = torch.dot(o, g)
+            k -= (torch.dot(k, g) / (damping + tmp)) * o
+            o -= (tmp / (damping + tmp)) * o
     return k
 
 
@@ -86,8 +60,10 @@ class InfluenceUnlearning(Unlearner):
     the reference's WoodFisher recursion over per-sample retain gradients (damping N = 1000,
     stopping after the first N + 2 retain examples in order), then theta += alpha H^-1 v. Means
     over batches of 256 in eval mode. Default alpha 0.2 (the parser's; the README says tune).
-    Deviation: per-sample gradients are computed batched with ``torch.func`` (vmap of grad), not
-    one backward pass per example; same values (``benchmarks/iu_per_sample_grads.py``). On a
+    Deviation: per-sample gradients are computed batched, not one backward pass per example
+    (``per_sample.per_sample_grads``: closed forms from module hooks for Linear/Conv2d/eval
+    BatchNorm models, ``torch.func`` vmap of grad otherwise); same values up to float rounding
+    and tie-breaking at ReLU/max-pool kinks (``benchmarks/iu_per_sample_grads.py``). On a
     pruned model the gradients of pruned weights are zeroed, as the reference's masked forward
     makes them, and the update leaves them at zero."""
 
@@ -111,13 +87,11 @@ class InfluenceUnlearning(Unlearner):
         forget_grad = mean_grad_sum(model, engine, task.forget, p.batch_size) / (n_f + n_r)
         retain_grad = mean_grad_sum(model, engine, task.retain, p.batch_size) * (n_f / ((n_f + n_r) * n_r))
         v = forget_grad - retain_grad
-        chunks = []
-        for x, y in engine.batches(task.retain.head(p.samples), p.chunk, None, shuffle=False):
-            g = per_sample_grads(model, x, y)
-            chunks.append(g if keep is None else g * keep)
+        batches = engine.batches(task.retain.head(p.samples), p.chunk, None, shuffle=False)
+        chunks = (per_sample_grads(model, x, y) for x, y in batches)
         if keep is not None:
-            v = v * keep
-        return woodfisher(torch.cat(chunks), v, p.damping)
+            v, chunks = v * keep, (g * keep for g in chunks)
+        return woodfisher(chunks, v, p.damping)
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         step = self.params.alpha * self.direction(model, task)
