@@ -440,7 +440,8 @@ def test_unpruning_moves_the_mask_toward_the_retain_topology(world: World) -> No
         mask=world.mask,
         pruner=omp,
         retain_prune_task=world.prune_task(retain),
-        unlearner=Retrain(),
+        # Retrain at the world's training recipe (its own default is the reference's 160 epochs).
+        unlearner=Retrain(Retrain.Params(epochs=5, batch_size=64, lr=0.05, schedule="cosine")),
         unlearn_task=world.task(forget=forget, retain=retain),
     )
     outcome = RelaxUnlearnReprune(RelaxUnlearnReprune.Params(finetune_epochs=1)).unprune(task)

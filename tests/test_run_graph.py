@@ -19,7 +19,7 @@ from unlearnbench_unlearners.finetune import FineTune
 from unlearnbench import hookimpl
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.registry.catalog import Registry
-from unlearnbench.registry.events import StageFinished
+from unlearnbench.registry.events import EpochLogged, StageFinished
 from unlearnbench.registry.host import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
 from unlearnbench.run.pipeline import Pipeline, RunSettings
 from unlearnbench.run.plan import ComponentInfo, PlanInputs, plan
@@ -147,7 +147,9 @@ def test_a_version_bump_recomputes_exactly_the_dependent_nodes(
     second: list[StageFinished] = []
     bumped = pipeline(tmp_path, overrides, second)
     records = list(bumped.run())
-    assert {r["versions"]["unlearner"] for r in records if r["unlearner"] == "ft"} == {"ft@2"}
+    assert {r["versions"]["unlearner"] for r in records if r["unlearner"] == "ft"} == {
+        f"ft@{FineTune.version}"
+    }
     ft_nodes = [n.key for n in bumped.graph.nodes.values() if n.unlearner == "ft" and n.stage == "unlearn"]
     expected = set(ft_nodes).union(*(bumped.graph.dependents(k) for k in ft_nodes))
     assert {key for _, key in computed(second)} == expected
@@ -279,3 +281,31 @@ def test_an_fsspec_store_round_trips_an_artifact() -> None:
     assert found is not None and found.names() == ["meta.json", "model.pt"]
     output = read_output(found)
     assert torch.equal(output.state["w"], state["w"]) and output.runtime_s == 1.5  # type: ignore[union-attr]
+
+
+def test_per_epoch_values_reach_the_record_and_the_event_hook(tmp_path: Path) -> None:
+    logged: list[EpochLogged] = []
+    plugin = types.ModuleType("ub_graph_epoch_recorder")
+
+    @hookimpl
+    def unlearnbench_epoch_logged(event: EpochLogged) -> None:
+        logged.append(event)
+
+    plugin.unlearnbench_epoch_logged = unlearnbench_epoch_logged  # type: ignore[attr-defined]
+    registry = Registry(create_host(autoload=True, plugins=[plugin]))
+    overrides = [
+        *TINY,
+        ("unlearn.unlearners", ["neggrad+"]),
+        ("unprune.modes", [False]),
+        ("evaluate.metrics", ["ua"]),
+        ("unlearn.params.neggrad+.epochs", 2),
+    ]
+    protocol = load_protocol(registry.protocol_path(PROTOCOL), overrides, registry)
+    records = list(Pipeline(protocol, registry, RunSettings(out=tmp_path, device="cpu")).run())
+    rows = [r for r in records if r["unlearner"] == "neggrad+"]
+    assert rows and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        log = row["epoch_log"]["unlearn"]
+        assert [e["epoch"] for e in log if e["name"] == "forget_loss"] == [1, 2]
+    assert {e.name for e in logged} == {"forget_loss"}
+    assert len(logged) == 2 * len(rows)

@@ -24,14 +24,23 @@ from unlearnbench.registry.components import (
     UnpruneTask,
     as_metric_value,
 )
-from unlearnbench.registry.events import ResultReady, StageFinished
+from unlearnbench.registry.events import EpochLogged, ResultReady, StageFinished
 from unlearnbench.registry.hookspecs import hookimpl
 from unlearnbench.run.evaluation import EvalContext, Reference
 from unlearnbench.run.pools import POOL_KINDS, PoolOutputs, PoolSpec, margins
-from unlearnbench.training.engine import Engine, TrainRecipe, unlearning_recipe
+from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import check_sparsity, global_topk_mask, kept_count, topk_mask
 from unlearnbench.training.pruning_structured import channel_mask, channel_plan, filter_keep_mask
+from unlearnbench.training.unlearning import (
+    EpochLog,
+    EpochValue,
+    PairLossFn,
+    UnlearnBudget,
+    fit_pairs,
+    paired_batches,
+    unlearning_recipe,
+)
 
 __all__ = [
     "POOL_KINDS",
@@ -40,6 +49,9 @@ __all__ = [
     "DatasetPlugin",
     "DatasetSplits",
     "Engine",
+    "EpochLog",
+    "EpochLogged",
+    "EpochValue",
     "EvalContext",
     "ImageSplit",
     "InvalidValueError",
@@ -48,6 +60,7 @@ __all__ = [
     "MetricValue",
     "ModelPlugin",
     "NoParams",
+    "PairLossFn",
     "PoolOutputs",
     "PoolSpec",
     "PruneOutcome",
@@ -58,6 +71,7 @@ __all__ = [
     "StageFinished",
     "TrainRecipe",
     "UnknownChoiceError",
+    "UnlearnBudget",
     "UnlearnTask",
     "UnlearnbenchError",
     "Unlearner",
@@ -68,10 +82,12 @@ __all__ = [
     "channel_plan",
     "check_sparsity",
     "filter_keep_mask",
+    "fit_pairs",
     "global_topk_mask",
     "hookimpl",
     "kept_count",
     "margins",
+    "paired_batches",
     "topk_mask",
     "unlearning_recipe",
 ]

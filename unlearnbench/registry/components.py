@@ -16,6 +16,7 @@ from torch import nn
 
 from unlearnbench.data.images import DatasetSplits, ImageSplit
 from unlearnbench.training.masks import Mask
+from unlearnbench.training.unlearning import EpochLog
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -142,7 +143,8 @@ class UnlearnTask:
     ``forgotten_classes`` the classes removed by class-wise forgetting (empty otherwise). ``val``
     is the validation hold-out (None when the protocol holds none out). ``original`` builds a
     fresh copy of the model before unlearning (a teacher); ``dense_state`` holds the trained
-    dense weights from before pruning (None when the model was never pruned).
+    dense weights from before pruning (None when the model was never pruned). A method logs
+    per-epoch values with ``task.log(epoch, name, value)``; the harness reads ``task.log.entries``.
     """
 
     forget: ImageSplit
@@ -158,6 +160,7 @@ class UnlearnTask:
     val: ImageSplit | None = None
     original: Callable[[], nn.Module] | None = None
     dense_state: dict[str, torch.Tensor] | None = None
+    log: EpochLog = field(default_factory=EpochLog)
 
 
 class Unlearner(Component):

@@ -1,5 +1,5 @@
-"""Events the pipeline emits through the ``unlearnbench_stage_finished`` and
-``unlearnbench_result_ready`` hooks."""
+"""Events the pipeline emits through the ``unlearnbench_stage_finished``,
+``unlearnbench_epoch_logged`` and ``unlearnbench_result_ready`` hooks."""
 
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ class StageFinished:
     path: Path
     seconds: float
     reused: bool
+
+
+@dataclass(frozen=True)
+class EpochLogged:
+    """A method logged a per-epoch value (``task.log(epoch, name, value)``) while computing the
+    node ``key`` of ``stage`` with ``component``."""
+
+    stage: str
+    component: str
+    key: str
+    epoch: int
+    name: str
+    value: float
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         Unlearner,
         Unpruner,
     )
-    from unlearnbench.registry.events import ResultReady, StageFinished
+    from unlearnbench.registry.events import EpochLogged, ResultReady, StageFinished
 
 PROJECT = "unlearnbench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -67,6 +67,14 @@ def unlearnbench_register_protocols() -> list[Path]:
 def unlearnbench_stage_finished(event: StageFinished) -> None:
     """Called once per node of the run graph, when its artifact is ready (computed or reused),
     in the driver process. An implementation that raises is recorded, not fatal."""
+
+
+@hookspec
+def unlearnbench_epoch_logged(event: EpochLogged) -> None:
+    """Called each time an unlearner logs a per-epoch value (``task.log``) while its node is
+    computed, in the process that computes it (the driver for ``--executor local``, a Ray worker
+    under ``--executor ray``). The values also reach the record's ``epoch_log``. An
+    implementation that raises is recorded, not fatal."""
 
 
 @hookspec

@@ -20,6 +20,7 @@ DICT_FIELDS = (
     "metric_details",
     "metric_errors",
     "runtime_s",
+    "epoch_log",
     "params",
     "components",
 )
@@ -59,6 +60,7 @@ class ResultRecord:
     metric_details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     metric_errors: Mapping[str, str] = field(default_factory=dict)
     runtime_s: Mapping[str, float] = field(default_factory=dict)
+    epoch_log: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
     reference: str | None = None

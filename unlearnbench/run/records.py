@@ -70,10 +70,12 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
     found = store.get("evaluate", plan.evaluate)
     assert found is not None, plan.evaluate
     payload = found.meta["payload"]
-    runtimes = {}
+    runtimes, epoch_log = {}, {}
     for stage, key in plan.runtimes:
         artifact = store.get(stage, key)
         runtimes[stage] = float(artifact.meta["runtime_s"]) if artifact else 0.0
+        if artifact is not None and artifact.meta.get("epoch_log"):
+            epoch_log[stage] = artifact.meta["epoch_log"]
     params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
     return ResultRecord(
         **common,
@@ -99,6 +101,7 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
             for n, m in ctx.metrics.items()
         },
         runtime_s=runtimes,
+        epoch_log=epoch_log,
         params=params,
     )
 

@@ -80,7 +80,7 @@ def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapp
                 produced.mask.save(folder / "mask.pt")
             for name, value in produced.extra.items():
                 torch.save(value, folder / f"{name}.pt")
-            return {"runtime_s": seconds, "component": node.component}
+            return {"runtime_s": seconds, "component": node.component, **produced.meta}
         return {"runtime_s": seconds, "component": node.component, "payload": produced}
 
     return store.put(node.stage, node.key, node.inputs, write)

@@ -1,15 +1,15 @@
 """The training engine every stage that trains shares: GPU-resident data, on-device
-augmentation, SGD with momentum, step/cosine/one-cycle schedules, bf16 autocast and
+augmentation, SGD (with momentum) or Adam, step/cosine/one-cycle schedules, bf16 autocast and
 channels_last on CUDA, and masks that keep pruned weights exactly zero.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,17 +24,24 @@ from unlearnbench.training.masks import Mask
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
+OPTIMIZERS = ("sgd", "adam")
+MILESTONE_UNITS = ("fraction", "epoch")
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]
+"""``loss_fn(model, *batch)``: a scalar loss of one batch (``batch`` is ``(x, y)`` for ``fit``)."""
+StepHook = Callable[[nn.Module, torch.optim.Optimizer], None]
 
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """An SGD training recipe.
+    """A training recipe (SGD or Adam).
 
-    ``milestones`` are fractions of ``epochs`` at which a ``step`` schedule multiplies the rate by
-    ``gamma`` (the reference's 91 and 136 of 182 epochs are 0.5 and 0.75). ``rewind_epoch`` is the
-    epoch whose end-of-epoch weights the original training keeps for rewinding pruners.
+    ``milestones`` are the points at which a ``step`` schedule multiplies the rate by ``gamma``:
+    fractions of ``epochs`` (``milestone_unit="fraction"``; the reference's 91 and 136 of 182
+    epochs are 0.5 and 0.75) or absolute epochs (``"epoch"``: 91 and 136 whatever the run's
+    length, as the reference's MultiStepLR). ``momentum`` and ``nesterov`` apply to SGD only.
+    ``rewind_epoch`` is the epoch whose end-of-epoch weights the original training keeps for
+    rewinding pruners.
     """
 
     epochs: int = 182
@@ -51,10 +58,16 @@ class TrainRecipe:
     augment: bool = True
     crop_padding: int = 4
     rewind_epoch: int = 8
+    optimizer: str = "sgd"
+    milestone_unit: str = "fraction"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise UnknownChoiceError("training schedule", self.schedule, SCHEDULES)
+        if self.optimizer not in OPTIMIZERS:
+            raise UnknownChoiceError("optimizer", self.optimizer, OPTIMIZERS)
+        if self.milestone_unit not in MILESTONE_UNITS:
+            raise UnknownChoiceError("milestone unit", self.milestone_unit, MILESTONE_UNITS)
         for name in ("epochs", "rewind_epoch", "warmup_epochs", "crop_padding"):
             if getattr(self, name) < 0:
                 raise InvalidValueError(f"recipe {name} must be >= 0, got {getattr(self, name)}")
@@ -66,15 +79,6 @@ class TrainRecipe:
             )
 
 
-def unlearning_recipe(base: TrainRecipe, epochs: int, lr: float) -> TrainRecipe:
-    """The reference's unlearning optimiser: SGD(lr, momentum 0.9, wd 5e-4) at a constant rate
-    (its MultiStepLR milestones 91/136 are never reached in an unlearning run), keeping ``base``'s
-    batch size and augmentation."""
-    return dataclasses.replace(
-        base, epochs=epochs, lr=lr, momentum=0.9, weight_decay=5e-4, schedule="constant", warmup_epochs=0
-    )
-
-
 def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
     """The multiplier on ``recipe.lr`` at optimizer step ``step`` (0-based)."""
     total = max(1, recipe.epochs * steps_per_epoch)
@@ -84,7 +88,8 @@ def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
     if recipe.schedule == "constant":
         factor = 1.0
     elif recipe.schedule == "step":
-        passed = sum(epoch_position >= round(m * recipe.epochs) for m in recipe.milestones)
+        scale = recipe.epochs if recipe.milestone_unit == "fraction" else 1
+        passed = sum(epoch_position >= round(m * scale) for m in recipe.milestones)
         factor = recipe.gamma**passed
     elif recipe.schedule == "cosine":
         factor = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
@@ -168,7 +173,11 @@ class Engine:
         return max(1, math.ceil(len(split) / batch_size))
 
     # --- training ----------------------------------------------------------------------------
-    def optimizer(self, model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
+    def optimizer(self, model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+        if recipe.optimizer == "adam":
+            return torch.optim.Adam(
+                model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=self.cuda or None
+            )
         return torch.optim.SGD(
             model.parameters(),
             lr=recipe.lr,
@@ -215,15 +224,23 @@ class Engine:
         self,
         model: nn.Module,
         recipe: TrainRecipe,
-        epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        epoch_batches: Callable[[int], Iterable[tuple[Any, ...]]],
         *,
         steps_per_epoch: int,
         mask: Mask | None = None,
         loss_fn: LossFn | None = None,
         description: str = "train",
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+        before_step: StepHook | None = None,
+        after_step: StepHook | None = None,
     ) -> None:
-        """The training loop over batches that ``epoch_batches(epoch)`` yields for each epoch."""
+        """The training loop over the batches ``epoch_batches(epoch)`` yields for each epoch;
+        ``loss_fn(model, *batch)`` gives each batch's loss (cross-entropy on ``(x, y)`` by default).
+
+        ``before_step`` runs after the backward pass (gradients of pruned weights already zero),
+        ``after_step`` after the update (pruned weights already zero). The rate follows the
+        schedule by epoch position, so epochs with differing step counts are fine.
+        """
         if loss_fn is None:
             smoothing = recipe.label_smoothing
 
@@ -238,25 +255,28 @@ class Engine:
             mask.apply_(model)
         optimizer = self.optimizer(model, recipe)
         model.train()
-        step = 0
         task = self.progress.start(description, recipe.epochs)
         for epoch in range(recipe.epochs):
-            for x, y in epoch_batches(epoch):
-                factor = lr_factor(recipe, step, steps_per_epoch)
+            for i, batch in enumerate(epoch_batches(epoch)):
+                position = epoch * steps_per_epoch + min(i, steps_per_epoch - 1)
+                factor = lr_factor(recipe, position, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * factor
                 with self._autocast():
-                    loss = loss_fn(model, x, y)
+                    loss = loss_fn(model, *batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 for param, drop in zip(masked_params, drops, strict=True):
                     if param.grad is not None:
                         param.grad.masked_fill_(drop, 0.0)
+                if before_step is not None:
+                    before_step(model, optimizer)
                 optimizer.step()
                 with torch.no_grad():  # masked_fill, not multiply: a pruned NaN must become 0
                     for param, drop in zip(masked_params, drops, strict=True):
                         param.masked_fill_(drop, 0.0)
-                step += 1
+                if after_step is not None:
+                    after_step(model, optimizer)
             last = float(loss.detach())
             if not math.isfinite(last):
                 log.warning("%s: loss is %s after epoch %d", description, last, epoch + 1)

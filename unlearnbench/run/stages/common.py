@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from unlearnbench.registry.components import PruneTask, UnlearnTask
+from unlearnbench.registry.events import EpochLogged
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.evaluation import Reference
 from unlearnbench.run.plan import Node
 from unlearnbench.training.masks import Mask
+from unlearnbench.training.unlearning import EpochLog, EpochValue
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class ModelArtifact:
     mask: Mask | None
     runtime_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    """JSON-ready values stored in the artifact's ``meta.json`` (e.g. ``epoch_log``)."""
 
 
 Output = ModelArtifact | dict[str, Any]
@@ -119,7 +123,20 @@ def unlearn_task(
         val=ctx.data.val if len(ctx.data.val) else None,
         original=None if start is None else (lambda: ctx.load_model(seed, start.state)),
         dense_state=None if dense is None else dense.state,
+        log=EpochLog(listener=lambda e: _announce(ctx, node, e)),
     )
+
+
+def _announce(ctx: RunContext, node: Node, entry: EpochValue) -> None:
+    event = EpochLogged(node.stage, node.component, node.key, entry.epoch, entry.name, entry.value)
+    ctx.registry.host.emit("unlearnbench_epoch_logged", event=event)
+
+
+def with_epoch_log(artifact: ModelArtifact, task: UnlearnTask) -> ModelArtifact:
+    """``artifact`` carrying what the unlearner logged per epoch into the artifact's meta."""
+    if not task.log.entries:
+        return artifact
+    return replace(artifact, meta={**artifact.meta, "epoch_log": task.log.as_records()})
 
 
 def enforce(model: nn.Module, mask: Mask | None, who: str) -> ModelArtifact:

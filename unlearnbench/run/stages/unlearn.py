@@ -6,7 +6,14 @@ from collections.abc import Mapping
 
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Node
-from unlearnbench.run.stages.common import ModelArtifact, Output, enforce, model_of, unlearn_task
+from unlearnbench.run.stages.common import (
+    ModelArtifact,
+    Output,
+    enforce,
+    model_of,
+    unlearn_task,
+    with_epoch_log,
+)
 
 
 def unlearn(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:
@@ -16,7 +23,7 @@ def unlearn(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
     unlearner = ctx.unlearners[node.unlearner]
     model = ctx.load_model(node.seed, start.state)
     task = unlearn_task(ctx, node, start.mask, start, dense if start.mask is not None else None)
-    return enforce(unlearner.unlearn(model, task), start.mask, unlearner.name)
+    return with_epoch_log(enforce(unlearner.unlearn(model, task), start.mask, unlearner.name), task)
 
 
 STAGES = {"unlearn": unlearn}

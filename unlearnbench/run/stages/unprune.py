@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from unlearnbench.registry.components import UnpruneTask
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Node
-from unlearnbench.run.stages.common import ModelArtifact, Output, enforce, model_of, prune_task, unlearn_task
+from unlearnbench.run.stages.common import (
+    ModelArtifact,
+    Output,
+    enforce,
+    model_of,
+    prune_task,
+    unlearn_task,
+    with_epoch_log,
+)
 
 
 def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:
@@ -28,7 +36,7 @@ def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
         unlearn_task=unlearn_task(ctx, node, None, dense, None),
     )
     outcome = ctx.unpruner.unprune(task)
-    return enforce(outcome.model, outcome.mask, ctx.unpruner.name)
+    return with_epoch_log(enforce(outcome.model, outcome.mask, ctx.unpruner.name), task.unlearn_task)
 
 
 STAGES = {"unprune": unprune}
