@@ -265,7 +265,10 @@ class Pipeline:
                     rewind["rewind"] = self._state(m)
 
             label = "train original" if forget is None else f"train on retain ({forget})"
-            self.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind)
+            val = self.data.val if len(self.data.val) else None
+            self.engine.fit(
+                model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind, val=val
+            )
             return ModelArtifact("", self._state(model), None, 0.0, rewind)
 
         stage = "original" if forget is None else "retain-dense"
@@ -282,6 +285,7 @@ class Pipeline:
             new_model=self.new_model_factory(seed),
             rewind_state=rewind,
             seed=seed,
+            val=self.data.val if len(self.data.val) else None,
         )
 
     def _prune_inputs(self, seed: int, pruner: str, sparsity: float, forget: str | None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The training engine every stage that trains shares: GPU-resident data, on-device
-augmentation, SGD with momentum, step/cosine/one-cycle schedules, bf16 autocast and
-channels_last on CUDA, and masks that keep pruned weights exactly zero.
+augmentation, SGD with momentum, step/cosine/one-cycle schedules, bf16 autocast for training
+(on CUDA, and on CPUs with native bf16), channels_last on CUDA, fp32 evaluation, and masks that
+keep pruned weights exactly zero.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class TrainRecipe:
     ``milestones`` are fractions of ``epochs`` at which a ``step`` schedule multiplies the rate by
     ``gamma`` (the reference's 91 and 136 of 182 epochs are 0.5 and 0.75). ``rewind_epoch`` is the
     epoch whose end-of-epoch weights the original training keeps for rewinding pruners.
+    ``keep_best``: when the run is given a validation split, end with the weights of the epoch
+    with the best validation accuracy (the reference's ``model_SA_best`` checkpoint) instead of
+    the last epoch's.
     """
 
     epochs: int = 182
@@ -51,6 +55,7 @@ class TrainRecipe:
     augment: bool = True
     crop_padding: int = 4
     rewind_epoch: int = 8
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -76,7 +81,8 @@ def unlearning_recipe(base: TrainRecipe, epochs: int, lr: float) -> TrainRecipe:
 
 
 def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
-    """The multiplier on ``recipe.lr`` at optimizer step ``step`` (0-based)."""
+    """The multiplier on ``recipe.lr`` at optimizer step ``step`` (0-based; steps past the end
+    of the schedule get its final value, 0 for ``cosine`` and ``onecycle``)."""
     total = max(1, recipe.epochs * steps_per_epoch)
     epoch_position = step / max(1, steps_per_epoch)
     warm = recipe.warmup_epochs * steps_per_epoch
@@ -90,17 +96,29 @@ def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
         factor = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
     elif recipe.schedule == "onecycle":
         peak = max(1, int(0.2 * total))
-        factor = (step + 1) / peak if step < peak else max(0.0, (total - step) / (total - peak))
+        factor = (step + 1) / peak if step < peak else max(0.0, (total - step) / max(1, total - peak))
     else:
         raise ValueError(f"unknown schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
     return factor * warmup
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 natively: any CUDA device, or a CPU whose oneDNN reports bf16
+    support (AVX512-BF16 or AMX; without them bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
 
 
 class Engine:
     """Trains and evaluates models on one device.
 
     Splits given to it should already live on ``device`` (the pipeline moves each dataset there
-    once); ``mean``/``std`` normalise uint8 images inside every batch.
+    once); ``mean``/``std`` normalise uint8 images inside every batch. ``bf16``: train under bf16
+    autocast (None: wherever :func:`bf16_supported`). Evaluation (:meth:`logits`) always runs in
+    fp32, so metrics do not depend on the training precision.
     """
 
     def __init__(
@@ -111,6 +129,7 @@ class Engine:
         *,
         progress: ProgressSink | None = None,
         eval_batch_size: int = 1024,
+        bf16: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.mean = torch.tensor(mean, device=self.device)
@@ -118,6 +137,7 @@ class Engine:
         self.progress = progress or NullProgress()
         self.eval_batch_size = eval_batch_size
         self.cuda = self.device.type == "cuda"
+        self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
         if self.cuda:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its kernels
 
@@ -129,7 +149,7 @@ class Engine:
         return model
 
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def generator(self, seed: int) -> torch.Generator:
         gen = torch.Generator(device=self.device)
@@ -189,8 +209,15 @@ class Engine:
         loss_fn: LossFn | None = None,
         description: str = "train",
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+        val: ImageSplit | None = None,
+        start_epoch: int = 0,
     ) -> None:
-        """Train ``model`` in place on ``split`` for ``recipe.epochs`` epochs."""
+        """Train ``model`` in place on ``split`` for ``recipe.epochs`` epochs.
+
+        ``val``: the validation split ``recipe.keep_best`` selects on. ``start_epoch``: the LR
+        schedule starts this many epochs in (the reference steps its scheduler ``rewind_epoch``
+        times after rewinding); the run still trains ``recipe.epochs`` epochs.
+        """
         if len(split) == 0:
             raise ValueError(f"cannot {description} on an empty split")
         generator = self.generator(seed)
@@ -209,6 +236,8 @@ class Engine:
             loss_fn=loss_fn,
             description=description,
             on_epoch_end=on_epoch_end,
+            val=val,
+            start_epoch=start_epoch,
         )
 
     def fit_batches(
@@ -222,8 +251,11 @@ class Engine:
         loss_fn: LossFn | None = None,
         description: str = "train",
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+        val: ImageSplit | None = None,
+        start_epoch: int = 0,
     ) -> None:
-        """The training loop over batches that ``epoch_batches(epoch)`` yields for each epoch."""
+        """The training loop over batches that ``epoch_batches(epoch)`` yields for each epoch
+        (``val`` and ``start_epoch`` as in :meth:`fit`)."""
         if loss_fn is None:
             smoothing = recipe.label_smoothing
 
@@ -238,7 +270,11 @@ class Engine:
             mask.apply_(model)
         optimizer = self.optimizer(model, recipe)
         model.train()
-        step = 0
+        step = start_epoch * steps_per_epoch
+        select = recipe.keep_best and val is not None and len(val) > 0
+        if recipe.keep_best and not select:
+            log.warning("%s: keep_best needs a validation split; keeping the last epoch", description)
+        best: tuple[float, dict[str, torch.Tensor]] | None = None
         task = self.progress.start(description, recipe.epochs)
         with torch.enable_grad():  # references may be trained lazily from inside a no_grad metric
             for epoch in range(recipe.epochs):
@@ -264,17 +300,26 @@ class Engine:
                 self.progress.advance(task)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, model)
+                if select:
+                    score = self.accuracy(model, val)  # type: ignore[arg-type]
+                    model.train()
+                    if best is None or score > best[0]:
+                        best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if best is not None:
+            model.load_state_dict(best[1])
+            log.info("%s: kept the best validation epoch (%.2f%%)", description, best[0])
         self.progress.finish(task)
         model.eval()
 
     # --- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
     def logits(self, model: nn.Module, split: ImageSplit) -> torch.Tensor:
-        """Float32 logits [N, K] on the CPU, in the split's order."""
+        """Float32 logits [N, K] on the CPU, in the split's order, computed in fp32 (no autocast,
+        whatever the training precision)."""
         model.eval()
         outputs = []
         for x, _ in self.batches(split, self.eval_batch_size, None, shuffle=False):
-            with self._autocast():
+            with torch.autocast(device_type=self.device.type, enabled=False):
                 outputs.append(model(x).float())
         if not outputs:
             return torch.empty(0, 0)
