@@ -24,6 +24,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 from collections.abc import Sequence
@@ -52,7 +53,8 @@ def step_rate(
     engine: Engine, model: nn.Module, split: ImageSplit, recipe: TrainRecipe, steps: int, seed: int
 ) -> float:
     """Images/s of ``steps`` training steps (2 untimed warm-up steps first)."""
-    batches = list(engine.batches(split, recipe.batch_size, engine.generator(seed), augment=True))
+    stream = engine.batches(split, recipe.batch_size, engine.generator(seed), augment=True)
+    batches = list(itertools.islice(stream, min(steps + 2, engine.steps_per_epoch(split, recipe.batch_size))))
     optimizer = engine.optimizer(model, recipe)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
