@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from test_leaderboard import record as leaderboard_record
 from torch import nn
 from unlearnbench_datasets.digits import Digits
 from unlearnbench_metrics.mia import MIAEfficacy, seeded_draw
@@ -125,31 +126,8 @@ INFO = {m: {"label": m.upper(), "unit": "%"} for m in ("ua", "mia-efficacy", "ra
 
 
 def record(unlearner: str, seed: int, ua: float) -> dict[str, Any]:
-    return {
-        "protocol": "p",
-        "protocol_version": 1,
-        "protocol_hash": "a" * 64,
-        "dataset": "digits",
-        "data_copy": "sklearn-digits",
-        "model": "small-cnn",
-        "forget_set": "f",
-        "forget_kind": "random",
-        "forget_size": 10,
-        "forget_sha256": "b" * 64,
-        "pruner": "omp",
-        "sparsity_target": 0.0,
-        "sparsity": 0.0,
-        "unlearner": unlearner,
-        "unprune": False,
-        "seed": seed,
-        "status": "ok",
-        "error": None,
-        "metrics": {"ua": ua, "mia-efficacy": 10.0, "ra": 99.0, "ta": 90.0},
-        "metric_info": INFO,
-        "metric_names": list(INFO),
-        "device": "cpu",
-        "git": "c" * 40,
-    }
+    metrics = {"ua": ua, "mia-efficacy": 10.0, "ra": 99.0, "ta": 90.0}
+    return leaderboard_record(unlearner, seed, ua, metrics=metrics, metric_info=INFO, metric_names=list(INFO))
 
 
 def test_gap_is_the_difference_of_seed_means() -> None:
