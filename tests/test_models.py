@@ -181,3 +181,52 @@ def test_benchmark_image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     dataset = bench.ReferenceStyleDataset(split, bench.reference_transform(32, mean, (1.0, 1.0, 1.0)))
     x, y = dataset[4]
     assert x.shape == (3, 32, 32) and y == 1
+
+
+# --- airbench ----------------------------------------------------------------------------------
+def airbench(**params: object) -> nn.Module:
+    from unlearnbench_models.airbench import Airbench
+
+    torch.manual_seed(0)
+    defaults = {"width1": 8, "width2": 16, "width3": 16}
+    return Airbench(Airbench.Params(**{**defaults, **params})).build(
+        num_classes=10, in_channels=3, image_size=32
+    )
+
+
+def test_airbench_shape_and_conv_scope() -> None:
+    from unlearnbench.training.pruning import scope_parameter_names
+
+    model = airbench().eval()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    scope = scope_parameter_names(model, "conv")
+    assert "whiten.weight" in scope
+    assert {f"block{i}.conv{j}.weight" for i in (1, 2, 3) for j in (1, 2)} <= scope
+    assert model.block3.conv2.weight.shape == (16, 16, 3, 3)
+    with pytest.raises(InvalidValueError):
+        airbench(width2=0)
+
+
+def test_airbench_whitening_decorrelates_patches_and_keeps_pruned_zeros() -> None:
+    model = airbench()
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(64, 1, 32, 32, generator=gen)
+    x = torch.cat([base, 0.5 * base + 0.1 * torch.rand(64, 2, 32, 32, generator=gen)], 1)  # correlated
+    model.whiten.weight.data[0].zero_()  # a pruned filter
+    model.eval()(x)
+    assert not bool(model.whiten.initialised)  # eval passes do not initialise
+    model.train()(x)
+    assert bool(model.whiten.initialised) and not model.whiten.weight.requires_grad
+    assert torch.count_nonzero(model.whiten.weight[0]) == 0
+    half = model.whiten.weight.shape[0] // 2
+    out = F.conv2d(x, model.whiten.weight[1:half])  # the whitened patch coordinates (bar the pruned one)
+    flat = out.permute(1, 0, 2, 3).reshape(half - 1, -1)
+    cov = torch.cov(flat)
+    off_diagonal = cov - torch.diag(torch.diag(cov))
+    assert off_diagonal.abs().max() < 0.05 * torch.diag(cov).min()
+    before = model.whiten.weight.clone()
+    model(torch.rand(8, 3, 32, 32))
+    assert torch.equal(model.whiten.weight, before)  # set once, then frozen
+    restored = airbench()
+    restored.load_state_dict(model.state_dict())
+    assert bool(restored.whiten.initialised) and torch.equal(restored.whiten.weight, before)

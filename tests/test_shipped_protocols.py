@@ -58,7 +58,9 @@ def test_reference_recipe_is_the_reference_codes(name: str) -> None:
         gamma=0.1,
         augment=fast.recipe.augment,
         rewind_epoch=8,
+        keep_best=True,
     )
     assert reference.recipe == expected
+    assert not fast.recipe.keep_best
     assert reference.hash != fast.hash
     assert 0.95 in fast.prune.sparsities and 0.0 in fast.prune.sparsities

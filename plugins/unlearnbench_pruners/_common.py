@@ -33,8 +33,12 @@ def rewind_and_retrain(
     """Optionally load ``task.rewind_state``, then train under ``mask``; pruned weights end at zero.
 
     ``epochs`` overrides ``task.recipe.epochs`` (None keeps it); ``seed`` defaults to ``task.seed``.
+    After rewinding, the LR schedule starts ``recipe.rewind_epoch`` epochs in, as the reference
+    steps its scheduler ``rewind_epoch`` times before retraining (Unlearn-Sparse ``main_imp.py``);
+    the retraining still runs the recipe's full length.
     """
-    if rewind and task.rewind_state is not None:
+    rewound = rewind and task.rewind_state is not None
+    if rewound:
         model.load_state_dict(task.rewind_state)
     if retrain:
         recipe = task.recipe if epochs is None else dataclasses.replace(task.recipe, epochs=epochs)
@@ -46,6 +50,8 @@ def rewind_and_retrain(
                 seed=task.seed if seed is None else seed,
                 mask=mask,
                 description=description,
+                val=task.val,
+                start_epoch=recipe.rewind_epoch if rewound else 0,
             )
     mask.apply_(model)
 

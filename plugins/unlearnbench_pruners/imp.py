@@ -51,15 +51,15 @@ class IterativeMagnitude(Pruner):
     ``task.recipe`` on ``task.data``. The rounds follow :func:`imp_schedule`, so the target fixes
     their number. Deviations: the reference picks the round count by hand (``--pruning_times``)
     and rounds every step to 20% of the remainder, here the last round lands exactly on the
-    target; the reference also advances the LR schedule by ``rewind_epoch`` steps before
-    retraining, here every round runs the recipe from its start, for ``round_epochs`` epochs
-    (None: the recipe's); round ``k`` (from 0) trains with seed ``task.seed + k``. Without a
+    target. After rewinding, each round's LR schedule starts ``rewind_epoch`` epochs in, as the
+    reference steps its scheduler; rounds train ``round_epochs`` epochs (None: the recipe's);
+    round ``k`` (from 0) trains with seed ``task.seed + k``. Without a
     rewind state the rounds fine-tune the current weights. ``make_mask`` (used by un-pruning) is
     one-shot magnitude pruning at the final sparsity.
     """
 
     name = "imp"
-    version = 1
+    version = 2
 
     @dataclass(frozen=True)
     class Params:

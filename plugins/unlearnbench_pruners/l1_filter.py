@@ -45,7 +45,7 @@ class L1Filter(RewindRetrainPruner):
     """
 
     name = "l1-filter"
-    version = 1
+    version = 2
     structured: ClassVar[bool] = True
 
     def plan(self, model: nn.Module, task: PruneTask) -> ChannelPlan:

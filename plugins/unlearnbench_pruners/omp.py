@@ -16,13 +16,13 @@ class OneShotMagnitude(RewindRetrainPruner):
     weight); the globally smallest fraction ``sparsity`` is pruned
     (``prune.global_unstructured(L1Unstructured)``). With ``rewind`` the surviving weights are
     reset to the dense run's weights at ``recipe.rewind_epoch`` (reference: epoch 8) and, with
-    ``retrain``, trained again under the mask with the protocol's recipe.
-    Deviation: the reference also advances the LR schedule by ``rewind_epoch`` steps before
-    retraining; here the retraining runs the full recipe from its start.
+    ``retrain``, trained again under the mask with the protocol's recipe, its LR schedule
+    advanced by ``rewind_epoch`` epochs as the reference steps its scheduler (``recipe.keep_best``
+    keeps the best-validation epoch of that retraining, as the reference's ``model_SA_best``).
     """
 
     name = "omp"
-    version = 1
+    version = 2
 
     def scores(self, model: nn.Module, task: PruneTask) -> dict[str, torch.Tensor]:
         params = dict(model.named_parameters())

@@ -17,11 +17,11 @@ class RandomPruner(RewindRetrainPruner):
     sorted-name order), so the kept set is a uniformly random subset of exactly
     ``kept_count(total, s)`` scoped weights that depends only on the seed and the shapes. Then,
     as OMP, the survivors are rewound to ``task.rewind_state`` (``rewind``) and retrained under
-    the mask with ``task.recipe`` (``retrain``). Deviation as OMP: no LR-schedule rewinding.
+    the mask with ``task.recipe`` (``retrain``), the LR schedule advanced by ``rewind_epoch`` as OMP.
     """
 
     name = "random"
-    version = 1
+    version = 2
 
     def scores(self, model: nn.Module, task: PruneTask) -> dict[str, torch.Tensor]:
         params = dict(model.named_parameters())

@@ -31,7 +31,7 @@ class Snip(AtInitPruner):
     """
 
     name = "snip"
-    version = 1
+    version = 2
 
     @dataclass(frozen=True)
     class Params:

@@ -121,7 +121,7 @@ class SynFlow(AtInitPruner):
     """
 
     name = "synflow"
-    version = 1
+    version = 2
 
     @dataclass(frozen=True)
     class Params:

@@ -22,7 +22,7 @@ from unlearnbench.config.sections import (
 )
 from unlearnbench.config.typed_config import field_names
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
-from unlearnbench.training.engine import TrainRecipe
+from unlearnbench.training.recipe import TrainRecipe
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -82,6 +82,7 @@ class PruneTask:
     ``data`` is the data its scores and any retraining see: the training set for the original
     topology, the retain set for the retain-set topology and for un-pruning. ``rewind_state``
     holds the weights of the dense run at the protocol's rewind epoch (None when not kept).
+    ``val`` is the validation split a ``keep_best`` recipe selects on (None: none held out).
     """
 
     sparsity: float
@@ -92,6 +93,7 @@ class PruneTask:
     new_model: Callable[[], nn.Module]
     rewind_state: dict[str, torch.Tensor] | None
     seed: int
+    val: ImageSplit | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The training engine every stage that trains shares: GPU-resident data, on-device
-augmentation, SGD (with momentum) or Adam, step/cosine/one-cycle schedules, bf16 autocast and
-channels_last on CUDA, and masks that keep pruned weights exactly zero.
+augmentation, SGD (with momentum) or Adam, step/cosine/one-cycle schedules, bf16 autocast for
+training (on CUDA, and on CPUs with native bf16), channels_last on CUDA, fp32 evaluation, and
+masks that keep pruned weights exactly zero.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,95 +17,34 @@ from torch import nn
 
 from unlearnbench.data.augment import normalize, random_crop, random_flip
 from unlearnbench.data.images import ImageSplit
-from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.training.masks import Mask
+from unlearnbench.training.recipe import TrainRecipe, lr_factor
 
 log = logging.getLogger(__name__)
-
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
-OPTIMIZERS = ("sgd", "adam")
-MILESTONE_UNITS = ("fraction", "epoch")
 
 LossFn = Callable[..., torch.Tensor]
 """``loss_fn(model, *batch)``: a scalar loss of one batch (``batch`` is ``(x, y)`` for ``fit``)."""
 StepHook = Callable[[nn.Module, torch.optim.Optimizer], None]
 
 
-@dataclass(frozen=True)
-class TrainRecipe:
-    """A training recipe (SGD or Adam).
-
-    ``milestones`` are the points at which a ``step`` schedule multiplies the rate by ``gamma``:
-    fractions of ``epochs`` (``milestone_unit="fraction"``; the reference's 91 and 136 of 182
-    epochs are 0.5 and 0.75) or absolute epochs (``"epoch"``: 91 and 136 whatever the run's
-    length, as the reference's MultiStepLR). ``momentum`` and ``nesterov`` apply to SGD only.
-    ``rewind_epoch`` is the epoch whose end-of-epoch weights the original training keeps for
-    rewinding pruners.
-    """
-
-    epochs: int = 182
-    batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    schedule: str = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    augment: bool = True
-    crop_padding: int = 4
-    rewind_epoch: int = 8
-    optimizer: str = "sgd"
-    milestone_unit: str = "fraction"
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise UnknownChoiceError("training schedule", self.schedule, SCHEDULES)
-        if self.optimizer not in OPTIMIZERS:
-            raise UnknownChoiceError("optimizer", self.optimizer, OPTIMIZERS)
-        if self.milestone_unit not in MILESTONE_UNITS:
-            raise UnknownChoiceError("milestone unit", self.milestone_unit, MILESTONE_UNITS)
-        for name in ("epochs", "rewind_epoch", "warmup_epochs", "crop_padding"):
-            if getattr(self, name) < 0:
-                raise InvalidValueError(f"recipe {name} must be >= 0, got {getattr(self, name)}")
-        if self.batch_size < 1:
-            raise InvalidValueError(f"recipe batch_size must be >= 1, got {self.batch_size}")
-        if self.lr < 0 or self.weight_decay < 0:
-            raise InvalidValueError(
-                f"recipe lr and weight_decay must be >= 0, got {self.lr}, {self.weight_decay}"
-            )
-
-
-def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
-    """The multiplier on ``recipe.lr`` at optimizer step ``step`` (0-based)."""
-    total = max(1, recipe.epochs * steps_per_epoch)
-    epoch_position = step / max(1, steps_per_epoch)
-    warm = recipe.warmup_epochs * steps_per_epoch
-    warmup = min(1.0, (step + 1) / warm) if warm else 1.0
-    if recipe.schedule == "constant":
-        factor = 1.0
-    elif recipe.schedule == "step":
-        scale = recipe.epochs if recipe.milestone_unit == "fraction" else 1
-        passed = sum(epoch_position >= round(m * scale) for m in recipe.milestones)
-        factor = recipe.gamma**passed
-    elif recipe.schedule == "cosine":
-        factor = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    elif recipe.schedule == "onecycle":
-        peak = max(1, int(0.2 * total))
-        factor = (step + 1) / peak if step < peak else max(0.0, (total - step) / (total - peak))
-    else:
-        raise ValueError(f"unknown schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
-    return factor * warmup
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 natively: any CUDA device, or a CPU whose oneDNN reports bf16
+    support (AVX512-BF16 or AMX; without them bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
 
 
 class Engine:
     """Trains and evaluates models on one device.
 
     Splits given to it should already live on ``device`` (the pipeline moves each dataset there
-    once); ``mean``/``std`` normalise uint8 images inside every batch.
+    once); ``mean``/``std`` normalise uint8 images inside every batch. ``bf16``: train under bf16
+    autocast (None: wherever :func:`bf16_supported`). Evaluation (:meth:`logits`) always runs in
+    fp32, so metrics do not depend on the training precision.
     """
 
     def __init__(
@@ -116,6 +55,7 @@ class Engine:
         *,
         progress: ProgressSink | None = None,
         eval_batch_size: int = 1024,
+        bf16: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.mean = torch.tensor(mean, device=self.device)
@@ -123,6 +63,7 @@ class Engine:
         self.progress = progress or NullProgress()
         self.eval_batch_size = eval_batch_size
         self.cuda = self.device.type == "cuda"
+        self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
         if self.cuda:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its kernels
 
@@ -134,7 +75,7 @@ class Engine:
         return model
 
     def _autocast(self) -> torch.autocast:
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def generator(self, seed: int) -> torch.Generator:
         gen = torch.Generator(device=self.device)
@@ -198,8 +139,15 @@ class Engine:
         loss_fn: LossFn | None = None,
         description: str = "train",
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+        val: ImageSplit | None = None,
+        start_epoch: int = 0,
     ) -> None:
-        """Train ``model`` in place on ``split`` for ``recipe.epochs`` epochs."""
+        """Train ``model`` in place on ``split`` for ``recipe.epochs`` epochs.
+
+        ``val``: the validation split ``recipe.keep_best`` selects on. ``start_epoch``: the LR
+        schedule starts this many epochs in (the reference steps its scheduler ``rewind_epoch``
+        times after rewinding); the run still trains ``recipe.epochs`` epochs.
+        """
         if len(split) == 0:
             raise ValueError(f"cannot {description} on an empty split")
         generator = self.generator(seed)
@@ -218,6 +166,8 @@ class Engine:
             loss_fn=loss_fn,
             description=description,
             on_epoch_end=on_epoch_end,
+            val=val,
+            start_epoch=start_epoch,
         )
 
     def fit_batches(
@@ -233,13 +183,16 @@ class Engine:
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
         before_step: StepHook | None = None,
         after_step: StepHook | None = None,
+        val: ImageSplit | None = None,
+        start_epoch: int = 0,
     ) -> None:
         """The training loop over the batches ``epoch_batches(epoch)`` yields for each epoch;
         ``loss_fn(model, *batch)`` gives each batch's loss (cross-entropy on ``(x, y)`` by default).
 
         ``before_step`` runs after the backward pass (gradients of pruned weights already zero),
         ``after_step`` after the update (pruned weights already zero). The rate follows the
-        schedule by epoch position, so epochs with differing step counts are fine.
+        schedule by epoch position, so epochs with differing step counts are fine. ``val`` and
+        ``start_epoch`` as in :meth:`fit`.
         """
         if loss_fn is None:
             smoothing = recipe.label_smoothing
@@ -255,10 +208,14 @@ class Engine:
             mask.apply_(model)
         optimizer = self.optimizer(model, recipe)
         model.train()
+        select = recipe.keep_best and val is not None and len(val) > 0
+        if recipe.keep_best and not select:
+            log.warning("%s: keep_best needs a validation split; keeping the last epoch", description)
+        best: tuple[float, dict[str, torch.Tensor]] | None = None
         task = self.progress.start(description, recipe.epochs)
         for epoch in range(recipe.epochs):
             for i, batch in enumerate(epoch_batches(epoch)):
-                position = epoch * steps_per_epoch + min(i, steps_per_epoch - 1)
+                position = (start_epoch + epoch) * steps_per_epoch + min(i, steps_per_epoch - 1)
                 factor = lr_factor(recipe, position, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * factor
@@ -283,17 +240,26 @@ class Engine:
             self.progress.advance(task)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, model)
+            if select:
+                score = self.accuracy(model, val)  # type: ignore[arg-type]
+                model.train()
+                if best is None or score > best[0]:
+                    best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if best is not None:
+            model.load_state_dict(best[1])
+            log.info("%s: kept the best validation epoch (%.2f%%)", description, best[0])
         self.progress.finish(task)
         model.eval()
 
     # --- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
     def logits(self, model: nn.Module, split: ImageSplit) -> torch.Tensor:
-        """Float32 logits [N, K] on the CPU, in the split's order."""
+        """Float32 logits [N, K] on the CPU, in the split's order, computed in fp32 (no autocast,
+        whatever the training precision)."""
         model.eval()
         outputs = []
         for x, _ in self.batches(split, self.eval_batch_size, None, shuffle=False):
-            with self._autocast():
+            with torch.autocast(device_type=self.device.type, enabled=False):
                 outputs.append(model(x).float())
         if not outputs:
             return torch.empty(0, 0)

@@ -73,7 +73,8 @@ def train_dense(ctx: RunContext, node: Node) -> ModelArtifact:
 
     label = "train original" if node.forget is None else f"train on retain ({node.forget})"
     split = ctx.training_data(node.forget)
-    ctx.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind)
+    val = ctx.data.val if len(ctx.data.val) else None
+    ctx.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind, val=val)
     return ModelArtifact("", state_of(model), None, 0.0, rewind)
 
 
@@ -87,6 +88,7 @@ def prune_task(ctx: RunContext, seed: int, sparsity: float, data: Any, rewind: A
         new_model=ctx.new_model_factory(seed),
         rewind_state=rewind,
         seed=seed,
+        val=ctx.data.val if len(ctx.data.val) else None,
     )
 
 
