@@ -17,7 +17,7 @@ Example (GPU machine, data extracted from ``cifar10-jpeg.tar.gz`` into /tmp/data
 CPU smoke check::
 
     python benchmarks/gpu_campaign.py --data-root /tmp/cifar --out /tmp/campaign --device cpu \\
-        --limit 256 --protocols cifar10-resnet18 --set train.epochs=1 --threads 1
+        --limit 64 --set forget.random10.count=6 --set train.epochs=1 --threads 1 --workers 0
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from train_throughput import (
 from unlearnbench.cli_options import parse_sets, resolve_device
 from unlearnbench.cli_publish import registry_defaults
 from unlearnbench.config.protocol import load_protocol
+from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.publish import publish
@@ -154,7 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             continue
         started = time.perf_counter()
-        records = run_protocol(registry, name, args)
+        try:
+            records = run_protocol(registry, name, args)
+        except UnlearnbenchError as exc:
+            print(f"{name}: {exc}; skipped")
+            failures += 1
+            continue
         run_s = time.perf_counter() - started
         failed = sum(r["status"] != "ok" for r in records)
         failures += failed

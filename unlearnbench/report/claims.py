@@ -38,6 +38,7 @@ class Check:
     right: str
     verdict: Verdict
     paper: str = "-"
+    digits: int = 2
 
 
 def _by_seed(records: Iterable[ResultRecord], value: Mapping[str, float] | str) -> dict[int, float]:
@@ -126,7 +127,7 @@ def unpruning_beats_control(records: Sequence[ResultRecord]) -> tuple[str | None
             ours = _by_seed([r for r in same if r.unpruner == unpruner], metric)
             where = f"`{key[0]}` · {key[1]} @ {key[2]:g} · {key[3]} · {unpruner} vs control"
             checks.append(
-                Check(where, fmt(_values(ours), 3), fmt(_values(control), 3), paired(ours, control))
+                Check(where, fmt(_values(ours), 3), fmt(_values(control), 3), paired(ours, control), digits=3)
             )
     return metric, checks
 
@@ -137,65 +138,53 @@ def _table(checks: Sequence[Check], left: str, right: str, diff: str) -> list[st
         "| --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {c.where} | {c.left} | {c.right} | {c.verdict.describe()} | {c.paper} | {c.verdict.label} |"
+        f"| {c.where} | {c.left} | {c.right} | {c.verdict.describe(c.digits)} | {c.paper} "
+        f"| {c.verdict.label} |"
         for c in checks
     ]
     return lines
+
+
+def _section(
+    title: str, intro: str, checks: Sequence[Check], sides: tuple[str, str], missing: str
+) -> list[str]:
+    if not checks:
+        return [f"### {title}", "", f"_Not applicable: {missing}_", ""]
+    return [f"### {title}", "", intro, "", *_table(checks, *sides, "d"), ""]
 
 
 def render_claims(raw: Iterable[Mapping[str, Any]]) -> str:
     """The ``## Claims check`` section: rule, then one table (or a not-applicable line) per claim."""
     records = load(raw)
     lines = ["## Claims check", "", RULE, ""]
-    lines += [
-        "### (a) Sparsity shrinks the gap to retrain of approximate unlearners (Jia et al., Table 3)",
-        "",
-    ]
-    lines += [
+    lines += _section(
+        "(a) Sparsity shrinks the gap to retrain of approximate unlearners (Jia et al., Table 3)",
         "Gap = mean |Δ| to the same seed's retrain over the gap metrics; d = dense gap - sparse gap. "
         "Published: Disparity dense → 95% OMP, CIFAR-10 ResNet-18.",
-        "",
-    ]
-    a = sparsity_shrinks_gap(records)
-    lines += (
-        _table(a, "gap dense", "gap sparse", "d")
-        if a
-        else [
-            "_Not applicable: no rows of an approximate unlearner at sparsity 0 and > 0 with a retrain row._"
-        ]
+        sparsity_shrinks_gap(records),
+        ("gap dense", "gap sparse"),
+        "no rows of an approximate unlearner at sparsity 0 and > 0 with a retrain row.",
     )
-    lines += [
-        "",
-        '### (b) `l1-sparse` forgets far better than `ft` on the dense model, class-wise (the "77%" claim)',
-        "",
-    ]
-    lines += [
+    lines += _section(
+        '(b) `l1-sparse` forgets far better than `ft` on the dense model, class-wise (the "77%" claim)',
         "d = l1-sparse - ft, in points (and relative to ft's mean). "
         "Published: CIFAR-10 ResNet-18, class-wise.",
-        "",
-    ]
-    b = l1_sparse_beats_ft(records)
-    lines += (
-        _table(b, "l1-sparse", "ft", "d")
-        if b
-        else ["_Not applicable: no dense class-wise rows of `l1-sparse` and `ft`._"]
+        l1_sparse_beats_ft(records),
+        ("l1-sparse", "ft"),
+        "no dense class-wise rows of `l1-sparse` and `ft`.",
     )
-    lines += ["", "### (c) Un-pruning moves the mask toward the gold topology beyond its control", ""]
     metric, c = unpruning_beats_control(records)
     label = {
         "gold-iou": "IoU with the gold mask (`gold-iou`)",
         "mask-iou": "IoU with the retain topology (`mask-iou`; no `gold-iou` in these records)",
     }
-    if metric is not None and any(ch.verdict.n for ch in c):
-        lines += [
-            f"d = un-pruner - `control` un-pruner, {label[metric]}. "
-            "No published figure (`unpruning.md` §5: not recovered).",
-            "",
-        ]
-        lines += _table(c, "un-pruner", "control", "d")
-    else:
-        lines += [
-            "_Not applicable: no un-prune rows of the `control` un-pruner beside another un-pruner's "
-            "(run the protocol again with `--set unprune.unpruner=control` into the same folder)._"
-        ]
-    return "\n".join(lines) + "\n"
+    lines += _section(
+        "(c) Un-pruning moves the mask toward the gold topology beyond its control",
+        f"d = un-pruner - `control` un-pruner, {label.get(metric or '', 'no IoU metric')}. "
+        "No published figure (`unpruning.md` §5: not recovered).",
+        c if any(ch.verdict.n for ch in c) else [],
+        ("un-pruner", "control"),
+        "no un-prune rows of the `control` un-pruner beside another un-pruner's "
+        "(run the protocol again with `--set unprune.unpruner=control` into the same folder).",
+    )
+    return "\n".join(lines).rstrip("\n") + "\n"
