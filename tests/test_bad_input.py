@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from unlearnbench.cli import cli
 
-GOOD_RESULTS = Path(__file__).resolve().parents[1] / "leaderboards" / "digits-quickstart.results.jsonl"
+GOOD_RESULTS = Path(__file__).resolve().parents[1] / "leaderboards" / "digits-quickstart" / "results.jsonl"
 
 Case = namedtuple("Case", "args expected")
 
