@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from test_run_graph import PROTOCOL, recorder
+from test_run_graph import PROTOCOL, one_thread_and_plugins, planned, ray_session, recorder  # noqa: F401
 
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError
@@ -22,43 +21,19 @@ from unlearnbench.registry.events import StageFinished
 from unlearnbench.registry.host import create_host
 from unlearnbench.run.artifacts import ArtifactStore
 from unlearnbench.run.pipeline import Pipeline, RunSettings
-from unlearnbench.run.plan import ComponentInfo, PlanInputs, plan
 from unlearnbench.run.pool_plan import pool_only
 
 POOL_METRICS = ["eps-score", "klom", "u-lira"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def pool_recipe(epochs: int) -> Callable[[Any], Any]:
+    """A protocol edit: pools train with a recipe ``fast`` of ``epochs`` epochs."""
 
+    def edit(protocol: Any) -> Any:
+        recipe = replace(protocol.recipe, epochs=epochs)
+        return replace(protocol, pools=replace(protocol.pools, recipe="fast"), pool_recipe=recipe)
 
-def planned(overrides: Sequence[tuple[str, Any]], pool_epochs: int | None = None) -> Any:
-    """The quickstart's graph with ``overrides`` (and a pool recipe of ``pool_epochs`` epochs),
-    planned from made-up data sizes (no torch work)."""
-    registry = Registry(create_host(autoload=True))
-    protocol = load_protocol(registry.protocol_path(PROTOCOL), overrides, registry)
-    if pool_epochs is not None:
-        pools = replace(protocol.pools, recipe="fast")
-        protocol = replace(protocol, pools=pools, pool_recipe=replace(protocol.recipe, epochs=pool_epochs))
-    components = [registry.create("dataset", "digits"), registry.create("model", "small-cnn")]
-    for kind, names in (
-        ("pruner", protocol.prune.pruners),
-        ("unlearner", [*protocol.unlearn.unlearners, "retrain"]),
-        ("unpruner", [protocol.unprune.unpruner]),
-        ("metric", protocol.evaluate.metrics),
-    ):
-        components += [registry.create(kind, n) for n in names]
-    inputs = PlanInputs(
-        data_id={"copy": "x", "sizes": [1000, 0, 300]},
-        forget_sha256={f.name: f.name * 8 for f in protocol.forget},
-        forget_size={f.name: 100 for f in protocol.forget},
-        components={(c.kind, c.name): ComponentInfo.of(c) for c in components},
-    )
-    return plan(protocol, inputs)
+    return edit
 
 
 def pool_parent(graph: Any, unlearner: str, kind: str, unprune: bool = False) -> Any:
@@ -100,8 +75,8 @@ def test_pools_are_planned_only_for_pool_metrics_and_shared() -> None:
 
 def test_a_pool_recipe_other_than_the_training_recipe_is_refused_for_row_pools() -> None:
     with pytest.raises(InvalidValueError, match=r"pools.recipe = 'fast' applies to shadow pools only"):
-        planned([("evaluate.metrics", ["klom"])], pool_epochs=1)
-    shadow = planned([("evaluate.metrics", ["u-lira"])], pool_epochs=1).nodes.values()
+        planned([("evaluate.metrics", ["klom"])], pool_recipe(1))
+    shadow = planned([("evaluate.metrics", ["u-lira"])], pool_recipe(1)).nodes.values()
     assert {n.inputs["recipe"]["epochs"] for n in shadow if n.stage == "pool-shadow"} == {1}
 
 
@@ -165,16 +140,8 @@ def test_pools_are_built_once_per_protocol_and_details_are_stored(
     assert Counter(e.stage for e in again)["pool"] == 2 * (1 + 3)
 
 
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
+@pytest.mark.usefixtures("ray_session")
 def test_the_ray_executor_runs_pool_members_as_tasks_once(
-    ray_session: Any,
     pooled_run: tuple[Path, Pipeline, list[dict[str, Any]], list[Any]],
     tmp_path: Path,
 ) -> None:
