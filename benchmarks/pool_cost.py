@@ -12,13 +12,20 @@ Examples::
     python benchmarks/pool_cost.py                       # digits-quickstart, N = 1, 2, 4, 8
     python benchmarks/pool_cost.py --epochs 2 --sizes 1,2,4
     python benchmarks/pool_cost.py cifar10-resnet18 --device cuda --sizes 1,4
+
+It then plans the protocol's run graph with the pool metrics (``eps-score``, ``klom``, ``u-lira``)
+at each N, without running it, and prints the nodes that exist only for pools and their share of
+the graph's planned cost (training example-passes, epochs x images; ``unlearnbench plan`` shows the
+same per node).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +35,9 @@ from unlearnbench.data.forget import draw_forget_set, retain_indices
 from unlearnbench.data.prepare import prepare
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
+from unlearnbench.run.context import RunContext, RunSettings
+from unlearnbench.run.plan import plan
+from unlearnbench.run.pool_plan import pool_only
 from unlearnbench.run.pools import PoolSpec, train_member
 from unlearnbench.training.engine import Engine
 
@@ -85,6 +95,26 @@ def main() -> None:
     for n in sizes:
         ratio = times[n] / base
         print(f"{n:>4} {times[n]:>9.2f} {times[n] / n:>9.2f} {ratio:>13.2f} {n:>7}")
+    graph_costs(registry, args.protocol, sizes)
+
+
+def graph_costs(registry: Registry, name: str, sizes: list[int]) -> None:
+    """The planned cost of pool nodes in the protocol's graph with the pool metrics, per N."""
+    metrics = ["ua", "mia-efficacy", "ra", "ta", "eps-score", "klom", "u-lira"]
+    print(f"graph of {name} with {', '.join(metrics)} (planned, not run):")
+    print(f"{'N':>4} {'pool nodes':>11} {'pool models':>12} {'pool cost':>12} {'row cost':>11} {'ratio':>7}")
+    for n in sorted({max(n, 2) for n in sizes}):  # a pool has at least 2 models
+        sets = [("evaluate.metrics", metrics), ("pools.size", n)]
+        protocol = load_protocol(registry.protocol_path(name), sets, registry)
+        ctx = RunContext(protocol, registry, RunSettings(out=Path(tempfile.gettempdir()), download=False))
+        graph = plan(protocol, ctx.plan_inputs())
+        pooled = [graph.nodes[k] for k in pool_only(graph)]
+        pool_cost = sum(node.cost for node in pooled)
+        row_cost = sum(node.cost for node in graph.nodes.values()) - pool_cost
+        models = sum(node.stage != "pool" for node in pooled)
+        pools = len(pooled) - models
+        ratio = pool_cost / row_cost
+        print(f"{n:>4} {pools:>11} {models:>12} {pool_cost:>12,} {row_cost:>11,} {ratio:>7.1f}")
 
 
 if __name__ == "__main__":

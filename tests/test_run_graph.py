@@ -8,7 +8,7 @@ import subprocess
 import sys
 import types
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,12 @@ def computed(events: list[StageFinished]) -> Counter[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 # Planning
 # --------------------------------------------------------------------------------------------
-def planned(overrides: Sequence[tuple[str, Any]]) -> Any:
-    """The graph of the quickstart with ``overrides``, planned from made-up data sizes."""
+def planned(overrides: Sequence[tuple[str, Any]], edit: Callable[[Any], Any] | None = None) -> Any:
+    """The graph of the quickstart with ``overrides`` (and ``edit`` applied to the protocol),
+    planned from made-up data sizes."""
     registry = Registry(create_host(autoload=True))
     protocol = load_protocol(registry.protocol_path(PROTOCOL), overrides, registry)
+    protocol = protocol if edit is None else edit(protocol)
     components = [
         registry.create("dataset", "digits"),
         registry.create("model", "small-cnn", protocol.model.params),

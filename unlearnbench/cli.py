@@ -118,6 +118,7 @@ def plan_command(**options: Any) -> None:
     from unlearnbench.run.artifacts import ArtifactStore
     from unlearnbench.run.context import RunContext
     from unlearnbench.run.plan import plan
+    from unlearnbench.run.pool_plan import pool_only
 
     try:
         registry = make_registry()
@@ -156,6 +157,15 @@ def plan_command(**options: Any) -> None:
             f"{node.cost:,}" if node.cost else "-",
         )
     console.print(table)
+    pooled = [graph.nodes[k] for k in pool_only(graph)]
+    if pooled:
+        models = sum(n.stage != "pool" for n in pooled)
+        cost = sum(n.cost for n in pooled)
+        console.print(
+            f"pools: {sum(n.stage == 'pool' for n in pooled)} pool nodes over {models} pool-only model "
+            f"nodes, about {cost:,} training example-passes of the total",
+            highlight=False,
+        )
     console.print(
         f"{cached}/{len(graph.nodes)} nodes cached · left to compute: {len(graph.nodes) - cached} nodes, "
         f"about {left:,} training example-passes (epochs x images) · artifacts: {settings.artifacts}",

@@ -179,13 +179,26 @@ class RunContext:
         """The forget, retain, test and forgotten-class test splits of forget set ``forget``."""
         return self._splits[forget]
 
-    def _build_splits(self, forget: ForgetSet) -> dict[str, ImageSplit]:
-        pool = self.data.pool
+    def eval_test(self) -> ImageSplit:
+        """The split metrics call ``test``: the test set, or the hold-out for ``eval_split = 'val'``."""
         test = self.data.val if self.protocol.data.eval_split == "val" else self.data.test
         if len(test) == 0:
             raise InvalidValueError(
                 "data.eval_split = 'val' needs a validation hold-out (data.holdout_fraction > 0)"
             )
+        return test
+
+    def kept_test(self, forget: str) -> torch.Tensor:
+        """Indices into :meth:`eval_test` of the ``test`` split of ``forget`` (the examples not of
+        a forgotten class)."""
+        test, classes = self.eval_test(), self.forget_sets[forget].forgotten_classes
+        gone = torch.isin(
+            test.labels, torch.tensor(classes or [], dtype=torch.int64, device=test.labels.device)
+        )
+        return torch.nonzero(~gone).flatten()
+
+    def _build_splits(self, forget: ForgetSet) -> dict[str, ImageSplit]:
+        pool, test = self.data.pool, self.eval_test()
         device = pool.labels.device
         forget_split = pool.subset(forget.indices.to(device))
         retain_split = pool.subset(retain_indices(len(pool), forget).to(device))

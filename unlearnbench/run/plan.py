@@ -18,7 +18,9 @@ Adding a reference kind (e.g. ``gold``: train on D_r, prune on D_r, fine-tune un
 3. register the new stage's compute function in ``unlearnbench/run/stages/references.py``
    (``STAGES["gold"] = ...``), which turns the parents' artifacts into the node's output.
 
-A pool is one builder that returns a ``pool`` node whose parents are N model nodes.
+Pools are planned like references, by :mod:`unlearnbench.run.pool_plan`: a ``"pool:<kind>"``
+in ``needs`` gives the evaluate node a parent ``pool:<kind>``, a ``pool`` node whose parents are
+its N member model nodes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from unlearnbench.config.typed_config import to_dict
 from unlearnbench.run.artifacts import artifact_key
 from unlearnbench.run.graph import ComponentInfo, Graph, Node, PlanInputs, Row, RowPlan
+from unlearnbench.run.pool_plan import POOL_PREFIX, pool_needs, pool_node
 
 if TYPE_CHECKING:
     from unlearnbench.config.protocol import Protocol
@@ -205,15 +208,18 @@ class Planner:
             else self.unlearned(row)
         )
         needs = sorted({name for m in self.metrics for name in m.needs})
-        references = {name: REFERENCE_BUILDERS[name](self, row) for name in needs}
+        references = {n: REFERENCE_BUILDERS[n](self, row) for n in needs if not n.startswith(POOL_PREFIX)}
+        pools = {kind: pool_node(self, row, kind, ORIGINAL) for kind in pool_needs(needs)}
         inputs = {
             "model": model,
             "forget": self.inputs.forget_sha256[row.forget],
             "data": dict(self.inputs.data_id),
             "metrics": [m.ident() for m in self.metrics],
             "references": references,
+            **({"pools": pools} if pools else {}),
         }
         parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
+        parents += [(f"{POOL_PREFIX}{kind}", key) for kind, key in pools.items()]
         metrics = ComponentInfo("metric", "metrics", 1, {})
         fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
         key = self.node("evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, **fields)

@@ -5,7 +5,7 @@ A pool is N models from one recipe: ``retrain`` (trained on the retain set from 
 ``unlearned`` (N originals trained from N seeds, each unlearned by the row's unlearner) and
 ``shadow`` (each trained on a random part of the training pool plus the test set, membership
 recorded). Metrics declare ``"pool:<kind>"`` in ``Metric.needs`` and read
-``EvalContext.pool(kind)``. This module knows nothing of the pipeline or the run graph.
+``EvalContext.pool(kind)``; :mod:`unlearnbench.run.pool_plan` places pools in the run graph.
 """
 
 from __future__ import annotations
@@ -21,21 +21,25 @@ from torch import nn
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.registry.components import Unlearner, UnlearnTask
+from unlearnbench.run.pool_plan import POOL_KINDS, POOL_PREFIX, pool_needs
 from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
 
 PoolKind = Literal["retrain", "unlearned", "shadow"]
-POOL_KINDS: tuple[str, ...] = ("retrain", "unlearned", "shadow")
-POOL_PREFIX = "pool:"
 
-
-def pool_needs(needs: Sequence[str]) -> tuple[str, ...]:
-    """The pool kinds among a metric's ``needs`` (``"pool:retrain"`` -> ``"retrain"``)."""
-    kinds = tuple(n[len(POOL_PREFIX) :] for n in needs if n.startswith(POOL_PREFIX))
-    for kind in kinds:
-        if kind not in POOL_KINDS:
-            raise UnknownChoiceError("pool kind", kind, POOL_KINDS)
-    return kinds
+__all__ = [
+    "POOL_KINDS",
+    "POOL_PREFIX",
+    "PoolOutputs",
+    "PoolSpec",
+    "margins",
+    "pool_needs",
+    "pool_outputs",
+    "shadow_membership",
+    "train_member",
+    "train_shadow_member",
+    "unlearn_member",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,20 @@ class PoolOutputs:
     def accuracy(self, split: str) -> float:
         """Top-1 accuracy in percent over every model and example of ``split``."""
         return 100.0 * float(self.correct[split].mean())
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The tables as tensors named ``<table>-<split>`` (what a ``pool`` node stores)."""
+        tables = {"margins": self.margins, "correct": self.correct, "membership": self.membership}
+        return {f"{t}-{s}": torch.from_numpy(np.asarray(a)) for t, v in tables.items() for s, a in v.items()}
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor]) -> PoolOutputs:
+        """The inverse of :meth:`tensors`."""
+        tables: dict[str, dict[str, np.ndarray]] = {"margins": {}, "correct": {}, "membership": {}}
+        for name, value in tensors.items():
+            table, split = name.split("-", 1)
+            tables[table][split] = value.numpy()
+        return cls(tables["margins"], tables["correct"], tables["membership"])
 
     @classmethod
     def from_logits(

@@ -29,6 +29,8 @@ STAGE_RESOURCES: dict[str, tuple[float, float]] = {
     "retain-topology": (1, 1.0),
     "unlearn": (1, 1.0),
     "unprune": (1, 1.0),
+    "pool-shadow": (1, 1.0),
+    "pool": (1, 0.5),
     "evaluate": (1, 0.5),
 }
 """(CPUs, GPUs) of a stage's task; the GPU share applies only when the device is CUDA."""

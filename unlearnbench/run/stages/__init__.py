@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from unlearnbench.run.stages import evaluate, prune, references, train, unlearn, unprune
+from unlearnbench.run.stages import evaluate, pooling, prune, references, train, unlearn, unprune
 from unlearnbench.run.stages.common import ModelArtifact, Output, StageFn
 
 STAGES: dict[str, StageFn] = {
     **train.STAGES,
     **prune.STAGES,
     **references.STAGES,
+    **pooling.STAGES,
     **unlearn.STAGES,
     **unprune.STAGES,
     **evaluate.STAGES,

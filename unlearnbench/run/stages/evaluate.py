@@ -10,6 +10,8 @@ from unlearnbench.registry.components import as_metric_value
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.evaluation import EvalContext
 from unlearnbench.run.plan import ORIGINAL, Node
+from unlearnbench.run.pool_plan import POOL_PREFIX
+from unlearnbench.run.pools import PoolOutputs
 from unlearnbench.run.stages.common import Output, as_reference, model_of
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         )
         for name in node.inputs["references"]
     }
+    pools = {
+        kind: (lambda role=f"{POOL_PREFIX}{kind}": PoolOutputs.from_tensors(model_of(parents, role).extra))
+        for kind in node.inputs.get("pools", {})
+    }
     eval_ctx = EvalContext(
         model=ctx.load_model(seed, art.state),
         mask=art.mask,
@@ -36,6 +42,7 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         runtime_s=None if node.unlearner == ORIGINAL else art.runtime_s,
         forget_kind=ctx.forget_sets[node.forget].spec.kind,
         structured=structured,
+        pools=pools,
     )
     values: dict[str, float | None] = {}
     details: dict[str, Any] = {}
