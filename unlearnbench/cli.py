@@ -22,6 +22,7 @@ from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import Roles, render
+from unlearnbench.report.record import method_label
 from unlearnbench.report.results import read_many
 
 console = Console(stderr=False)
@@ -178,7 +179,7 @@ def show_results(records: list[dict[str, Any]]) -> None:
             column, justify="right" if column in metric_names or column == "sparsity" else "left"
         )
     for r in records:
-        method = r["unlearner"] + (" + un-prune" if r["unprune"] else "")
+        method = method_label(r["unlearner"], r["unprune"], r.get("unpruner"))
         values = []
         for name in metric_names:
             value = r["metrics"].get(name)

@@ -3,7 +3,10 @@
 One table per (protocol, version, hash, forget set, pruner, sparsity): reference rows first
 (the ``original`` row, then rows that provide a reference), every metric as mean +- std over
 seeds, the number of seeds, and the average gap to the ``retrain`` reference ("Disparity Ave.",
-Jia et al. 2023) over the gap metrics where all are present. Which rows are references and which
+Jia et al. 2023) over the gap metrics where all are present; when the table has a ``gold``
+reference row (un-pruning's target), un-prune rows also get ``Gap-gold``, the same average gap to
+the gold row. Un-prune rows are labelled ``<unlearner> + <un-pruner>`` and sorted so that each
+stands beside the same unlearner's other un-pruners (e.g. its ``control``). Which rows are references and which
 metrics make the gap come from the records (``reference``, ``metric_info[name]["gap"]``); for
 records written before they held it, from :class:`Roles` (the CLI reads them from the registry).
 Each table is labelled with the data copy, hardware and commit.
@@ -18,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from unlearnbench.report.record import ResultRecord
-from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
+from unlearnbench.report.record import ResultRecord, method_label
+from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,11 @@ def _header(name: str, info: dict[str, Any]) -> str:
     return f"{label} ({unit})" if unit and unit != "%" else label
 
 
-def _gap(ok: pd.DataFrame, row: Any) -> float | None:
-    """Mean |metric - retrain's| over the gap metrics for one record (same seed and setting)."""
+def _gap(ok: pd.DataFrame, row: Any, reference: str = GAP_REFERENCE) -> float | None:
+    """Mean |metric - the reference row's| over the gap metrics for one record (same seed and
+    setting); ``reference`` is ``retrain`` (Gap) or ``gold`` (Gap-gold)."""
     same = ok[
-        (ok.reference_role == GAP_REFERENCE)
+        (ok.reference_role == reference)
         & (ok.seed == row.seed)
         & (ok.pruner == row.pruner)
         & (ok.sparsity_target == row.sparsity_target)
@@ -96,6 +100,10 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
     group_keys = ["protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target"]
     if not ok.empty:
         ok["gap"] = [_gap(ok, row) for row in ok.itertuples()]
+        ok["gap_gold"] = [
+            _gap(ok, row, UNPRUNE_GAP_REFERENCE) if row.unprune else None for row in ok.itertuples()
+        ]
+        ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
         for key, group in ok.groupby(group_keys, sort=True):
             parts.append(_render_group(dict(zip(group_keys, key, strict=True)), group))
     if not failed.empty:
@@ -103,7 +111,7 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
         for row in failed.itertuples():
             lines.append(
                 f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
-                f"{' + un-prune' if row.unprune else ''} / seed {row.seed}: {row.error}"
+                f"{method_label('', row.unprune, row.unpruner if isinstance(row.unpruner, str) else None)} / seed {row.seed}: {row.error}"
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
@@ -123,9 +131,10 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     is_reference = group.reference_role.map(lambda r: isinstance(r, str))
     original = set(group.unlearner[group.reference_role == ORIGINAL])
     references = set(group.unlearner[is_reference])
-    for (unlearner, unprune), sub in group.groupby(["unlearner", "unprune"], sort=False):
+    has_gold = bool((group.reference_role == UNPRUNE_GAP_REFERENCE).any())
+    for (unlearner, unprune, unpruner), sub in group.groupby(["unlearner", "unprune", "unpruner"], sort=False):
         cells: dict[str, Any] = {
-            "Method": unlearner + (" + un-prune" if unprune else ""),
+            "Method": method_label(unlearner, unprune, unpruner or None),
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
         for name in metric_names:
@@ -133,8 +142,11 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
                 [m.get(name) for m in sub.metrics], 3 if info[name].get("unit") == "min" else 2
             )
         cells["Gap"] = _fmt([g for g in sub.gap if g is not None], 2)
+        if has_gold:
+            cells["Gap-gold"] = _fmt([g for g in sub.gap_gold if g is not None], 2)
         cells["Seeds"] = sub.seed.nunique()
-        order = (0 if unlearner in original else 1 if unlearner in references else 2, unlearner, unprune)
+        rank = 0 if unlearner in original else 1 if unlearner in references else 2
+        order = (rank, unlearner, unprune, unpruner)
         table_rows.append((order, cells))
     table_rows.sort(key=lambda item: item[0])
     table = pd.DataFrame([cells for _, cells in table_rows])
@@ -149,7 +161,9 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
         f"model {first.model} · device {devices} · commit {commits} · "
         f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean |Δ| to retrain "
-        f"over {', '.join(_labels(first.gap_metrics, info))}; RTE in minutes on the device shown."
+        f"over {', '.join(_labels(first.gap_metrics, info))}"
+        + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
+        + "; RTE in minutes on the device shown."
     )
     return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n"
 
