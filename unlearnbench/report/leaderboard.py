@@ -4,11 +4,12 @@ One table per (protocol, version, hash, forget set, pruner, sparsity): reference
 (the ``original`` row, then rows that provide a reference), every metric as mean +- std over
 seeds, the number of seeds, and the average gap to the ``retrain`` reference ("Disparity Ave.",
 Jia et al. 2023) over the gap metrics where all are present; when the table has a ``gold``
-reference row (un-pruning's target), un-prune rows also get ``Gap-gold``, the same average gap to
-the gold row. Un-prune rows are labelled ``<unlearner> + <un-pruner>`` and sorted so that each
-stands beside the same unlearner's other un-pruners (e.g. its ``control``). Which rows are references and which
-metrics make the gap come from the records (``reference``, ``metric_info[name]["gap"]``); for
-records written before they held it, from :class:`Roles` (the CLI reads them from the registry).
+reference row (un-pruning's target), un-prune rows also get ``Gap-gold``, the same average gap
+to the gold row. Un-prune rows are labelled ``<unlearner> + <un-pruner>`` and sorted so that each
+stands beside the same unlearner's other un-pruners (e.g. its ``control``). Which rows are
+references and which metrics make the gap come from the records (``reference``,
+``metric_info[name]["gap"]``); for records written before they held it, from :class:`Roles`
+(the CLI reads them from the registry).
 Each table is labelled with the data copy, hardware and commit.
 """
 
@@ -109,9 +110,10 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
     if not failed.empty:
         lines = ["### Failed rows", ""]
         for row in failed.itertuples():
+            unpruner = row.unpruner if isinstance(row.unpruner, str) else None
             lines.append(
                 f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
-                f"{method_label('', row.unprune, row.unpruner if isinstance(row.unpruner, str) else None)} / seed {row.seed}: {row.error}"
+                f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
@@ -132,7 +134,9 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     original = set(group.unlearner[group.reference_role == ORIGINAL])
     references = set(group.unlearner[is_reference])
     has_gold = bool((group.reference_role == UNPRUNE_GAP_REFERENCE).any())
-    for (unlearner, unprune, unpruner), sub in group.groupby(["unlearner", "unprune", "unpruner"], sort=False):
+    for (unlearner, unprune, unpruner), sub in group.groupby(
+        ["unlearner", "unprune", "unpruner"], sort=False
+    ):
         cells: dict[str, Any] = {
             "Method": method_label(unlearner, unprune, unpruner or None),
             "Sparsity": _fmt(list(sub.sparsity), 3),

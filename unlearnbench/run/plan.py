@@ -261,10 +261,10 @@ class Planner:
         }
         parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
         metrics = ComponentInfo("metric", "metrics", 1, {})
-        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
-        key = self.node(
-            "evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, unpruner=row.unpruner, **fields
+        fields = dict(
+            seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget, unpruner=row.unpruner
         )
+        key = self.node("evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, **fields)
         runtimes = [("original", self.dense(row.seed))]
         if row.sparsity > 0:
             runtimes.append(("prune", self.topology(row.seed, row.pruner, row.sparsity)))
