@@ -16,6 +16,7 @@ from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_options import load_run, run_options
+from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
@@ -269,3 +270,4 @@ def main() -> None:
 
 
 cli.add_command(tune_command)
+cli.add_command(study_group)
