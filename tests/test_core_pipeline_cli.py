@@ -26,6 +26,7 @@ from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Metric, Unlearner, UnlearnTask
 from unlearnbench.registry.events import StageFinished
 from unlearnbench.registry.host import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
+from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import read_records
 from unlearnbench.run.evaluation import EvalContext
 from unlearnbench.run.pipeline import Pipeline, RunSettings
@@ -38,6 +39,7 @@ SETS = {
     "unlearn.params.ft.epochs": 1,
     "unlearn.params.ga.epochs": 1,
     "unprune.params.reprune.finetune_epochs": 1,
+    "unprune.params.control.finetune_epochs": 1,
 }
 LIMIT = 300
 RUN_ARGS = [
@@ -350,14 +352,19 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> E2E:
 
 def test_end_to_end_run_writes_every_row_with_the_schema(e2e: E2E, registry: Registry) -> None:
     protocol = load_protocol(registry.protocol_path(PROTOCOL), OVERRIDES, registry)
+    unpruners = protocol.unprune.unpruners
+    assert set(unpruners) == {"reprune", "control"}
     expected_rows = {
-        (forget.name, unlearner, unprune)
+        (forget.name, unlearner, unprune, unpruner)
         for forget in protocol.forget
-        for unlearner, unprune in [("original", False)]
-        + [(u, m) for u in protocol.unlearn.unlearners for m in protocol.unprune.modes]
+        for unlearner, unprune, unpruner in [("original", False, None), ("gold", False, None)]
+        + [(u, False, None) for u in protocol.unlearn.unlearners]
+        + [(u, True, n) for u in protocol.unlearn.unlearners for n in unpruners]
     }
     assert len(e2e.records) == len(expected_rows)
-    assert {(r["forget_set"], r["unlearner"], r["unprune"]) for r in e2e.records} == expected_rows
+    assert {
+        (r["forget_set"], r["unlearner"], r["unprune"], r["unpruner"]) for r in e2e.records
+    } == expected_rows
     assert len({r["row_id"] for r in e2e.records}) == len(e2e.records)
 
     model = SmallCNN(SmallCNN.Params(**protocol.model.params)).build(
@@ -380,7 +387,7 @@ def test_end_to_end_run_writes_every_row_with_the_schema(e2e: E2E, registry: Reg
         assert r["pruner"] == "omp" and r["sparsity_target"] == target
         assert r["sparsity"] == measured
         assert r["seed"] == 0
-        assert r["unpruner"] == ("reprune" if r["unprune"] else None)
+        assert (r["unpruner"] in unpruners) if r["unprune"] else r["unpruner"] is None
         assert set(r["metrics"]) == set(protocol.evaluate.metrics)
         for name in ("ua", "ra", "ta", "mia-efficacy"):
             assert 0.0 <= r["metrics"][name] <= 100.0
@@ -389,6 +396,9 @@ def test_end_to_end_run_writes_every_row_with_the_schema(e2e: E2E, registry: Reg
         if r["unlearner"] == "original":
             assert r["metrics"]["rte"] is None
             assert set(r["runtime_s"]) == {"original", "prune"}
+        elif r["unlearner"] == "gold":  # the gold row: the retain-set topology node
+            assert r["reference"] == "gold" and r["metrics"]["gold-iou"] == 1.0
+            assert set(r["runtime_s"]) == {"original", "prune", "retain-topology"}
         else:
             assert r["metrics"]["rte"] == pytest.approx(r["runtime_s"][stage] / 60.0)
             assert set(r["runtime_s"]) == {"original", "prune", stage}
@@ -404,8 +414,38 @@ def test_end_to_end_run_writes_every_row_with_the_schema(e2e: E2E, registry: Reg
 def test_end_to_end_unlearning_inside_the_mask_keeps_the_mask(e2e: E2E) -> None:
     """Rows without un-pruning share the original mask, so their Mask-IoU is the original's."""
     for forget in {r["forget_set"] for r in e2e.records}:
-        rows = [r for r in e2e.records if r["forget_set"] == forget and not r["unprune"]]
+        rows = [
+            r
+            for r in e2e.records
+            if r["forget_set"] == forget and not r["unprune"] and r["unlearner"] != "gold"
+        ]
         assert len({r["metrics"]["mask-iou"] for r in rows}) == 1
+
+
+def test_end_to_end_control_rows_keep_the_original_mask(e2e: E2E, registry: Registry) -> None:
+    """Every ``control`` un-prune row's mask is the original's, weight for weight; ``reprune``
+    rows of unlearners other than retrain move it."""
+    from unlearnbench.run.artifacts import ArtifactStore
+    from unlearnbench.run.runner import read_output
+
+    protocol = load_protocol(registry.protocol_path(PROTOCOL), OVERRIDES, registry)
+    settings = RunSettings(out=e2e.out, device="cpu")
+    graph = Pipeline(protocol, registry, settings).graph
+    store = ArtifactStore(settings.artifacts)
+
+    def mask(key: str) -> Any:
+        found = store.get(graph.nodes[key].stage, key)
+        assert found is not None, key
+        return read_output(found).mask  # type: ignore[union-attr]
+
+    controls = [plan for plan in graph.rows if plan.row.unpruner == "control"]
+    assert controls
+    for plan in controls:
+        original = next(
+            p for p in graph.rows if p.row.unlearner == "original" and p.row.forget == plan.row.forget
+        )
+        theirs, mine = mask(original.model), mask(plan.model)
+        assert all(torch.equal(mine.tensors[n], theirs.tensors[n]) for n in theirs.tensors)
 
 
 def test_end_to_end_writes_the_leaderboard(e2e: E2E) -> None:
@@ -415,7 +455,7 @@ def test_end_to_end_writes_the_leaderboard(e2e: E2E) -> None:
     for name in forget_sets:
         assert f"`{name}`" in board
     assert e2e.records[0]["protocol_hash"][:12] in board
-    assert "retrain + un-prune" in board
+    assert "retrain + reprune" in board and "retrain + control" in board and "| gold " in board
     assert str(e2e.out / "results.jsonl") in flat(e2e.result.stdout)
 
 
@@ -627,9 +667,9 @@ def test_leaderboard_command_puts_the_reference_rows_first(e2e: E2E, tmp_path: P
     tables = table_methods(target.read_text())
     forget_sets = {r["forget_set"] for r in e2e.records}
     assert len(tables) == len(forget_sets)
-    expected = {r["unlearner"] + (" + un-prune" if r["unprune"] else "") for r in e2e.records}
+    expected = {ResultRecord.from_dict(r).method for r in e2e.records}
     for methods in tables:
-        assert methods[:2] == ["original", "retrain"]
+        assert methods[:3] == ["original", "gold", "retrain"]
         assert sorted(methods) == sorted(expected)
 
 

@@ -46,7 +46,8 @@ def member_nodes(graph: Any, pool: Any) -> list[Any]:
 
 
 def test_pools_are_planned_only_for_pool_metrics_and_shared() -> None:
-    common = [("unlearn.unlearners", ["ft", "ga"]), ("pools.size", 3), ("pools.shadow_size", 2)]
+    common = [("unlearn.unlearners", ["ft", "ga"]), ("unprune.unpruners", ["reprune"])]
+    common += [("pools.size", 3), ("pools.shadow_size", 2)]
     plain = planned([*common, ("evaluate.metrics", ["ua"])])
     assert not [n for n in plain.nodes.values() if n.stage.startswith("pool")] and not pool_only(plain)
     graph = planned([*common, ("evaluate.metrics", POOL_METRICS)])

@@ -79,7 +79,7 @@ def planned(overrides: Sequence[tuple[str, Any]], edit: Callable[[Any], Any] | N
     for kind, names in (
         ("pruner", protocol.prune.pruners),
         ("unlearner", [*protocol.unlearn.unlearners, "retrain"]),
-        ("unpruner", [protocol.unprune.unpruner]),
+        ("unpruner", protocol.unprune.unpruners),
         ("metric", protocol.evaluate.metrics),
     ):
         components += [registry.create(kind, n) for n in names]

@@ -36,9 +36,8 @@ def test_protocol_names_registered_components(name: str) -> None:
     for metric in protocol.evaluate.metrics:
         REGISTRY.create("metric", metric, protocol.evaluate.params.get(metric))
     if True in protocol.unprune.modes:
-        REGISTRY.create(
-            "unpruner", protocol.unprune.unpruner, protocol.unprune.params.get(protocol.unprune.unpruner)
-        )
+        for unpruner in protocol.unprune.unpruners:
+            REGISTRY.create("unpruner", unpruner, protocol.unprune.params.get(unpruner))
     assert {spec.kind for spec in protocol.forget} == {"random", "class"}
 
 

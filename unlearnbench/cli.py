@@ -17,12 +17,14 @@ from rich.table import Table
 from unlearnbench import __version__
 from unlearnbench.cli_options import load_run, run_options
 from unlearnbench.cli_publish import plot_command, publish_command
+from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import Roles, render
+from unlearnbench.report.record import method_label
 from unlearnbench.report.results import read_many
 
 console = Console(stderr=False)
@@ -189,7 +191,7 @@ def show_results(records: list[dict[str, Any]]) -> None:
             column, justify="right" if column in metric_names or column == "sparsity" else "left"
         )
     for r in records:
-        method = r["unlearner"] + (" + un-prune" if r["unprune"] else "")
+        method = method_label(r["unlearner"], r["unprune"], r.get("unpruner"))
         values = []
         for name in metric_names:
             value = r["metrics"].get(name)
@@ -281,3 +283,4 @@ def main() -> None:
 cli.add_command(tune_command)
 cli.add_command(publish_command)
 cli.add_command(plot_command)
+cli.add_command(study_group)

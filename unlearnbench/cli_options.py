@@ -71,6 +71,9 @@ def run_options(command: Any) -> Any:
             "--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's)."
         ),
         click.option(
+            "--unpruner", "unpruners", multiple=True, help="Un-pruner(s) to run (default: the protocol's)."
+        ),
+        click.option(
             "--metric", "metrics", multiple=True, help="Metric(s) to compute (default: the protocol's)."
         ),
         click.option(
@@ -141,6 +144,7 @@ def load_run(
         ("prune.pruners", list(options["pruners"])),
         ("prune.sparsities", parse_sparsities(options["sparsities"])),
         ("unlearn.unlearners", list(options["unlearners"])),
+        ("unprune.unpruners", list(options.get("unpruners", ()))),
         ("evaluate.metrics", list(options["metrics"])),
         ("seeds", list(options["seeds"])),
     ):

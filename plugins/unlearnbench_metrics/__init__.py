@@ -17,6 +17,8 @@ from unlearnbench_metrics.gold import (
     GoldKLForget,
     GoldKLRetain,
     GoldKLTest,
+    OriginalGoldIoU,
+    SeedBaselineIoU,
 )
 from unlearnbench_metrics.mia import MIAEfficacy
 from unlearnbench_metrics.pool_metrics import KLOM, EpsScore, ULiRA
@@ -40,6 +42,8 @@ def unlearnbench_register_metrics() -> list[type]:
         GoldKLRetain,
         GoldKLTest,
         GoldErrorBand,
+        SeedBaselineIoU,
+        OriginalGoldIoU,
         EpsScore,
         ULiRA,
         KLOM,

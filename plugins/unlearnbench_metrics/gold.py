@@ -16,6 +16,8 @@ from unlearnbench.api import EvalContext, Mask, Metric, MetricValue
 MetricDetails = dict[str, float | None]
 
 GOLD = "gold"
+GOLD_SEED = "gold_seed"
+ORIGINAL = "original"
 
 
 class _Detailed(Metric):
@@ -112,6 +114,40 @@ class GoldFilterIoU(_Detailed):
         if masks is None or not ctx.structured:
             return {}
         return dict(masks[0].layer_filter_iou(masks[1]))
+
+
+class _BaselineIoU(Metric):
+    """IoU of the masks of the two references in ``needs``, per-layer IoU in the details; None
+    when either is dense. The same for every row of a setting; shown beside each IoU."""
+
+    higher_is_better = None
+
+    def compute(self, ctx: EvalContext) -> MetricValue | None:
+        first, second = (ctx.reference(name).mask for name in self.needs)
+        if first is None or second is None:
+            return None
+        return MetricValue(first.iou(second), dict(first.layer_iou(second)))
+
+
+class SeedBaselineIoU(_BaselineIoU):
+    """The seed baseline of the gold IoU (``unpruning.md`` §4, baseline (b)): IoU(gold at the
+    row's seed, gold at seed + ``GOLD_SEED_OFFSET``), two runs of "train on D_r, prune on D_r"
+    that differ only in the seed. An un-prune row's IoU-gold near this value is within seed
+    noise."""
+
+    name = "seed-baseline-iou"
+    label = "IoU-seed-baseline"
+    needs = (GOLD, GOLD_SEED)
+
+
+class OriginalGoldIoU(_BaselineIoU):
+    """The impact of the deleted data on the topology (``unpruning.md`` §4, baseline (a)):
+    IoU(original mask m_o, gold mask m_r), what an unlearner that keeps the original mask
+    scores."""
+
+    name = "original-gold-iou"
+    label = "IoU-original-gold"
+    needs = (ORIGINAL, GOLD)
 
 
 def mean_kl(reference_logits: torch.Tensor, logits: torch.Tensor) -> float:

@@ -51,7 +51,7 @@ SECTION_FIELDS: dict[str, list[str]] = {
     "model": field_names(ModelSection),
     "prune": field_names(PruneSection),
     "unlearn": field_names(UnlearnSection),
-    "unprune": field_names(UnpruneSection),
+    "unprune": [*field_names(UnpruneSection), "unpruner"],
     "evaluate": field_names(EvaluateSection),
     "pools": field_names(PoolsSection),
 }
@@ -112,6 +112,9 @@ def check_override_key(raw: Mapping[str, Any], key: str, catalog: ComponentCatal
 def apply_override(raw: dict[str, Any], key: str, value: Any, catalog: ComponentCatalog | None) -> None:
     """Set dotted ``key`` in ``raw`` (forget sets are addressed by name) after checking it."""
     check_override_key(raw, key, catalog)
+    if key == "unprune.unpruner":  # the old single key selects one un-pruner
+        key, value = "unprune.unpruners", [value] if isinstance(value, str) else value
+        raw.get("unprune", {}).pop("unpruner", None)
     parts = key.split(".")
     if parts[0] == "forget":
         node = next(spec for spec in raw["forget"] if spec.get("name") == parts[1])

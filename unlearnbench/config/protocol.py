@@ -88,6 +88,19 @@ def protocol_hash(raw: Mapping[str, Any]) -> str:
     return sha256_json(core)
 
 
+def _migrate_unpruner(raw: dict[str, Any], source: str) -> None:
+    """Read the old single ``unprune.unpruner`` key as ``unprune.unpruners = [it]`` (in place)."""
+    section = raw.get("unprune")
+    if not isinstance(section, dict) or "unpruner" not in section:
+        return
+    if "unpruners" in section:
+        raise InvalidValueError(
+            f"protocol {source}: set unprune.unpruners (a list) or the old unprune.unpruner, not both"
+        )
+    old = section.pop("unpruner")
+    section["unpruners"] = [old] if isinstance(old, str) else old
+
+
 def read_protocol_file(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
@@ -99,6 +112,7 @@ def read_protocol_file(path: Path) -> dict[str, Any]:
 def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     """Check ``raw`` against the protocol schema and build the :class:`Protocol`."""
     raw = copy.deepcopy(dict(raw))
+    _migrate_unpruner(raw, source)
     for key in raw:
         if key not in TOP_LEVEL:
             raise UnknownChoiceError("top-level protocol key", key, TOP_LEVEL)

@@ -11,6 +11,8 @@ SELECTION_FIELDS = (
     ("prune", "pruners"),
     ("prune", "sparsities"),
     ("unlearn", "unlearners"),
+    ("unprune", "unpruners"),
+    ("unprune", "unpruner"),
     ("unprune", "modes"),
     ("evaluate", "metrics"),
     ("seeds",),
@@ -90,7 +92,10 @@ class UnlearnSection:
 
 @dataclass(frozen=True)
 class UnpruneSection:
-    unpruner: str = "reprune"
+    """``unpruners`` selects the un-pruners; each gives its own un-prune rows (the old single
+    ``unpruner`` key is read as a one-element ``unpruners``)."""
+
+    unpruners: tuple[str, ...] = ("reprune",)
     modes: tuple[bool, ...] = (False, True)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -5,9 +5,12 @@ One table per (protocol, version, hash, forget set, pruner, sparsity): reference
 seeds, the number of seeds, and the average gap to the ``retrain`` reference ("Disparity Ave.",
 Jia et al. 2023) over the gap metrics where all are present: per metric |seed mean - retrain's seed
 mean|, averaged (as the paper computes it from its mean columns, not the mean of per-seed gaps).
-Which rows are references and which metrics make the gap come from the records (``reference``,
-``metric_info[name]["gap"]``); for records written before they held it, from :class:`Roles` (the
-CLI reads them from the registry).
+When the table has a ``gold`` reference row (un-pruning's target), un-prune rows also get
+``Gap-gold``, the same average gap to the gold row. Un-prune rows are labelled ``<unlearner> +
+<un-pruner>`` and sorted so that each stands beside the same unlearner's other un-pruners (e.g.
+its ``control``). Which rows are references and which metrics make the gap come from the records
+(``reference``, ``metric_info[name]["gap"]``); for records written before they held it, from
+:class:`Roles` (the CLI reads them from the registry).
 Each table is labelled with the data copy, hardware and commit.
 """
 
@@ -20,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from unlearnbench.report.record import ResultRecord
-from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
+from unlearnbench.report.record import ResultRecord, method_label
+from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -98,14 +101,16 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
     parts = []
     group_keys = ["protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target"]
     if not ok.empty:
+        ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
         for key, group in ok.groupby(group_keys, sort=True):
             parts.append(_render_group(dict(zip(group_keys, key, strict=True)), group))
     if not failed.empty:
         lines = ["### Failed rows", ""]
         for row in failed.itertuples():
+            unpruner = row.unpruner if isinstance(row.unpruner, str) else None
             lines.append(
                 f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
-                f"{' + un-prune' if row.unprune else ''} / seed {row.seed}: {row.error}"
+                f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
@@ -126,9 +131,13 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     original = set(group.unlearner[group.reference_role == ORIGINAL])
     references = set(group.unlearner[is_reference])
     gap_reference = group[group.reference_role == GAP_REFERENCE]
-    for (unlearner, unprune), sub in group.groupby(["unlearner", "unprune"], sort=False):
+    gold_reference = group[group.reference_role == UNPRUNE_GAP_REFERENCE]
+    has_gold = not gold_reference.empty
+    for (unlearner, unprune, unpruner), sub in group.groupby(
+        ["unlearner", "unprune", "unpruner"], sort=False
+    ):
         cells: dict[str, Any] = {
-            "Method": unlearner + (" + un-prune" if unprune else ""),
+            "Method": method_label(unlearner, unprune, unpruner or None),
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
         for name in metric_names:
@@ -137,8 +146,12 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             )
         gap = _gap(sub, gap_reference)
         cells["Gap"] = "-" if gap is None else f"{gap:.2f}"
+        if has_gold:
+            gap_gold = _gap(sub, gold_reference) if unprune else None
+            cells["Gap-gold"] = "-" if gap_gold is None else f"{gap_gold:.2f}"
         cells["Seeds"] = sub.seed.nunique()
-        order = (0 if unlearner in original else 1 if unlearner in references else 2, unlearner, unprune)
+        rank = 0 if unlearner in original else 1 if unlearner in references else 2
+        order = (rank, unlearner, unprune, unpruner)
         table_rows.append((order, cells))
     table_rows.sort(key=lambda item: item[0])
     table = pd.DataFrame([cells for _, cells in table_rows])
@@ -153,8 +166,9 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
         f"model {first.model} · device {devices} · commit {commits} · "
         f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean over "
-        f"{', '.join(_labels(first.gap_metrics, info))} of |seed mean - retrain's seed mean|; "
-        "RTE in minutes on the device shown."
+        f"{', '.join(_labels(first.gap_metrics, info))} of |seed mean - retrain's seed mean|"
+        + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
+        + "; RTE in minutes on the device shown."
     )
     return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n"
 

@@ -26,6 +26,11 @@ DICT_FIELDS = (
 )
 
 
+def method_label(unlearner: str, unprune: bool, unpruner: str | None) -> str:
+    """``ft``, ``ft + reprune`` (an un-prune row), ``ft + un-prune`` (one whose un-pruner is unknown)."""
+    return unlearner + (f" + {unpruner or 'un-prune'}" if unprune else "")
+
+
 @dataclass(frozen=True)
 class ResultRecord:
     """One result row; ``status`` is ``ok`` or ``failed`` (then ``error`` says why)."""
@@ -73,7 +78,8 @@ class ResultRecord:
 
     @property
     def method(self) -> str:
-        return self.unlearner + (" + un-prune" if self.unprune else "")
+        """The row's label: the unlearner, ``+ <un-pruner>`` for an un-prune row."""
+        return method_label(self.unlearner, self.unprune, self.unpruner)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to ``results.jsonl``."""

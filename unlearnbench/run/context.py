@@ -29,7 +29,7 @@ from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
 from unlearnbench.run.artifacts import write_text_atomic
-from unlearnbench.run.plan import ORIGINAL, ComponentInfo, PlanInputs
+from unlearnbench.run.plan import ORIGINAL, REFERENCE_ROWS, ComponentInfo, PlanInputs
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.pruning import check_sparsity, scope_parameter_names
 
@@ -78,8 +78,9 @@ class RunContext:
         self.pruners: dict[str, Pruner] = {
             n: self._create("pruner", n, p.prune.params) for n in p.prune.pruners
         }
-        if ORIGINAL in p.unlearn.unlearners:
-            raise ValueError(f"{ORIGINAL!r} is reserved for the reference row")
+        for reserved in (ORIGINAL, *REFERENCE_ROWS):
+            if reserved in p.unlearn.unlearners:
+                raise ValueError(f"{reserved!r} is reserved for the reference row")
         references = [
             n for n, e in registry.entries("unlearner").items() if getattr(e.cls, "reference", None)
         ]
@@ -87,9 +88,9 @@ class RunContext:
             n: self._create("unlearner", n, p.unlearn.params)
             for n in dict.fromkeys([*p.unlearn.unlearners, *references])
         }
-        self.unpruner: Unpruner | None = None
+        self.unpruners: dict[str, Unpruner] = {}
         if True in p.unprune.modes:
-            self.unpruner = self._create("unpruner", p.unprune.unpruner, p.unprune.params)  # type: ignore[assignment]
+            self.unpruners = {n: self._create("unpruner", n, p.unprune.params) for n in p.unprune.unpruners}
         self.metrics: dict[str, Metric] = {
             n: self._create("metric", n, p.evaluate.params) for n in p.evaluate.metrics
         }
@@ -146,9 +147,8 @@ class RunContext:
             *self.pruners.values(),
             *self.unlearners.values(),
             *self.metrics.values(),
+            *self.unpruners.values(),
         ]
-        if self.unpruner is not None:
-            components.append(self.unpruner)
         return PlanInputs(
             data_id=self.data_id(),
             forget_sha256={n: f.sha256 for n, f in self.forget_sets.items()},

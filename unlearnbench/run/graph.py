@@ -67,12 +67,15 @@ class PlanInputs:
 
 @dataclass(frozen=True)
 class Row:
+    """One leaderboard row; ``unpruner`` names the un-pruner of an un-prune row (else None)."""
+
     seed: int
     pruner: str
     sparsity: float
     forget: str
     unlearner: str
     unprune: bool
+    unpruner: str | None = None
 
 
 @dataclass(frozen=True)

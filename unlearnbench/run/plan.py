@@ -7,16 +7,28 @@ cache ``key`` and its ``parents``). :class:`Planner` is the only place that deci
 ``Metric.needs``, and the ``retrain`` reference rows are added when a selected metric is a gap
 metric (``Metric.gap``), since the leaderboard's Gap column compares with them.
 
-Adding a reference kind (e.g. ``gold``: train on D_r, prune on D_r, fine-tune under that mask;
-``gold_seed``: the same at another seed; a pool of N retrained models):
+The ``gold`` reference of un-pruning (Xiao et al. 2025, ``unpruning.md`` §3.2) is the original's
+whole procedure run on the retain set D_r: train a fresh seeded model on D_r (``retain-dense``),
+then prune it on D_r with the row's pruner and its schedule (``retain-topology``: IMP replays
+its rounds on D_r, a prune-at-init pruner scores the seeded initialisation, see
+``Pruner.prunes_at_init``). The fine-tune under that mask with the original's recipe is the
+pruner's own rewind-and-retrain step, the step the original got: ``recipe.epochs`` epochs of the
+protocol's training recipe under the mask from the rewind-epoch weights (from the initialisation
+for at-init pruners; none for a pruner set to ``retrain = false``, as for the original). So
+``gold`` is the ``retain-topology`` node itself, and gold's mask is the pruner's mask of the
+D_r-trained weights. ``gold_seed`` is the same at seed ``seed + GOLD_SEED_OFFSET`` (the seed
+baseline). References named in :data:`REFERENCE_ROWS` also get a row of their own in the tables
+whenever they are planned, with ``reference`` set to their name.
 
-1. write a builder ``def gold(planner: Planner, row: Row) -> str | None`` that returns the key of
+Adding a reference kind (e.g. a pool of N retrained models):
+
+1. write a builder ``def kind(planner: Planner, row: Row) -> str | None`` that returns the key of
    the node holding the reference (or None when the row has none), composing planner calls
    (``planner.topology(seed, pruner, sparsity, forget=row.forget)`` is the retain-set
-   topology) and, for a new computation, ``planner.node("gold", ...)`` with its parents;
+   topology) and, for a new computation, ``planner.node("kind", ...)`` with its parents;
 2. add it to :data:`REFERENCE_BUILDERS` under the name metrics list in ``needs``;
 3. register the new stage's compute function in ``unlearnbench/run/stages/references.py``
-   (``STAGES["gold"] = ...``), which turns the parents' artifacts into the node's output.
+   (``STAGES["kind"] = ...``), which turns the parents' artifacts into the node's output.
 
 Pools are planned like references, by :mod:`unlearnbench.run.pool_plan`: a ``"pool:<kind>"``
 in ``needs`` gives the evaluate node a parent ``pool:<kind>``, a ``pool`` node whose parents are
@@ -41,6 +53,12 @@ ORIGINAL = "original"
 """The reference row: the trained (and pruned) model before unlearning."""
 GAP_REFERENCE = "retrain"
 """The reference the leaderboard's Gap column compares with."""
+GOLD = "gold"
+"""The gold reference of un-pruning: the original's procedure run on the retain set."""
+UNPRUNE_GAP_REFERENCE = GOLD
+"""The reference un-prune rows' Gap-gold column compares with (beside Gap, to retrain)."""
+GOLD_SEED_OFFSET = 10_000
+"""``gold_seed`` (the seed baseline) is gold at seed ``seed + GOLD_SEED_OFFSET``."""
 TRAINING_STAGES = ("original", "retain-dense")
 
 __all__ = ["ComponentInfo", "Graph", "Node", "PlanInputs", "Planner", "Row", "RowPlan", "plan"]
@@ -64,12 +82,24 @@ def _retain_topology(planner: Planner, row: Row) -> str | None:
     return planner.topology(row.seed, row.pruner, row.sparsity, forget=row.forget)
 
 
+def _gold(planner: Planner, row: Row) -> str | None:
+    return _retain_topology(planner, row)
+
+
+def _gold_seed(planner: Planner, row: Row) -> str | None:
+    return _retain_topology(planner, replace(row, seed=row.seed + GOLD_SEED_OFFSET))
+
+
 REFERENCE_BUILDERS: dict[str, ReferenceBuilder] = {
     ORIGINAL: _original,
     "retrain": _retrain,
     "retain_topology": _retain_topology,
+    GOLD: _gold,
+    "gold_seed": _gold_seed,
 }
 """Reference name (as metrics list it in ``needs``) -> builder of the node holding it."""
+REFERENCE_ROWS = (GOLD,)
+"""References shown as a row of their own (label and ``reference`` = the name) when planned."""
 
 
 class Planner:
@@ -170,7 +200,8 @@ class Planner:
             return self.node(
                 "unlearn", unlearner, inputs, parents=parents, unlearner=row.unlearner, cost=cost, **fields
             )
-        unpruner = self.inputs.component("unpruner", self.protocol.unprune.unpruner)
+        assert row.unpruner is not None, row
+        unpruner = self.inputs.component("unpruner", row.unpruner)
         inputs = {**inputs, "dense": dense, "unpruner": unpruner.ident()}
         return self.node(
             "unprune", unpruner, inputs, parents=parents, unlearner=row.unlearner, unpruner=unpruner.name,
@@ -182,12 +213,16 @@ class Planner:
 
     # --- rows ---------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
-        """Every row: the original, the gap reference when a gap metric is selected, the unlearners."""
+        """Every row: the original, the gap reference when a gap metric is selected, the planned
+        references of :data:`REFERENCE_ROWS` (sparse rows only), the unlearners, and each
+        un-pruner's un-prune rows."""
         p = self.protocol
         added = []
         if any(m.gap for m in self.metrics):
             reference = self.reference_unlearner(GAP_REFERENCE)
             added = [] if reference in p.unlearn.unlearners else [reference]
+        needs = {name for m in self.metrics for name in m.needs}
+        reference_rows = [name for name in REFERENCE_ROWS if name in needs]
         out = []
         for seed in p.seeds:
             for pruner in p.prune.pruners:
@@ -195,18 +230,29 @@ class Planner:
                     for spec in p.forget:
                         out.append(Row(seed, pruner, sparsity, spec.name, ORIGINAL, False))
                         out += [Row(seed, pruner, sparsity, spec.name, u, False) for u in added]
+                        if sparsity > 0.0:
+                            out += [Row(seed, pruner, sparsity, spec.name, r, False) for r in reference_rows]
                         for unlearner in p.unlearn.unlearners:
-                            for mode in p.unprune.modes:
-                                if not (mode and sparsity == 0.0):  # a dense model has nothing to un-prune
-                                    out.append(Row(seed, pruner, sparsity, spec.name, unlearner, mode))
+                            out += self._method_rows(Row(seed, pruner, sparsity, spec.name, unlearner, False))
+        return out
+
+    def _method_rows(self, row: Row) -> list[Row]:
+        """``row``'s plain row and one un-prune row per un-pruner, as the modes select (a dense
+        model has nothing to un-prune)."""
+        out = [row] if False in self.protocol.unprune.modes else []
+        if True in self.protocol.unprune.modes and row.sparsity > 0.0:
+            out += [replace(row, unprune=True, unpruner=u) for u in self.protocol.unprune.unpruners]
         return out
 
     def evaluate(self, row: Row) -> RowPlan:
-        model = (
-            self.topology(row.seed, row.pruner, row.sparsity)
-            if row.unlearner == ORIGINAL
-            else self.unlearned(row)
-        )
+        if row.unlearner == ORIGINAL:
+            model = self.topology(row.seed, row.pruner, row.sparsity)
+        elif row.unlearner in REFERENCE_ROWS:
+            found = REFERENCE_BUILDERS[row.unlearner](self, row)
+            assert found is not None, row
+            model = found
+        else:
+            model = self.unlearned(row)
         needs = sorted({name for m in self.metrics for name in m.needs})
         references = {n: REFERENCE_BUILDERS[n](self, row) for n in needs if not n.startswith(POOL_PREFIX)}
         pools = {kind: pool_node(self, row, kind, ORIGINAL) for kind in pool_needs(needs)}
@@ -221,16 +267,21 @@ class Planner:
         parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
         parents += [(f"{POOL_PREFIX}{kind}", key) for kind, key in pools.items()]
         metrics = ComponentInfo("metric", "metrics", 1, {})
-        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
+        fields = dict(
+            seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget, unpruner=row.unpruner
+        )
         key = self.node("evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, **fields)
         runtimes = [("original", self.dense(row.seed))]
         if row.sparsity > 0:
             runtimes.append(("prune", self.topology(row.seed, row.pruner, row.sparsity)))
-        if row.unlearner != ORIGINAL:
-            runtimes.append(("unprune" if row.unprune else "unlearn", model))
         reference = ORIGINAL if row.unlearner == ORIGINAL else None
-        if row.unlearner != ORIGINAL and not row.unprune:
-            reference = self.inputs.component("unlearner", row.unlearner).reference
+        if row.unlearner in REFERENCE_ROWS:
+            runtimes.append((self.nodes[model].stage, model))
+            reference = row.unlearner
+        elif row.unlearner != ORIGINAL:
+            runtimes.append(("unprune" if row.unprune else "unlearn", model))
+            if not row.unprune:
+                reference = self.inputs.component("unlearner", row.unlearner).reference
         return RowPlan(row, key, model, tuple(runtimes), reference)
 
     def graph(self) -> Graph:

@@ -9,7 +9,7 @@ from unlearnbench.report.record import SCHEMA_VERSION, ResultRecord
 from unlearnbench.report.results import environment_info, software_versions
 from unlearnbench.run.artifacts import ArtifactStore, artifact_key
 from unlearnbench.run.context import RunContext
-from unlearnbench.run.plan import ORIGINAL, RowPlan
+from unlearnbench.run.plan import RowPlan
 
 ROW_ID_FIELDS = (
     "protocol",
@@ -22,13 +22,15 @@ ROW_ID_FIELDS = (
     "unprune",
     "seed",
 )
+"""The fields whose hash is a row's ``row_id``; an un-prune row adds ``unpruner``, so plain rows
+keep the ids they had before several un-pruners could share a run."""
 
 
 def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: str | None) -> ResultRecord:
     """The record of ``plan``'s row: from its evaluate artifact, or failed with ``error``."""
     p, row = ctx.protocol, plan.row
     forget = ctx.forget_sets[row.forget]
-    unpruner = ctx.unpruner.name if row.unprune and ctx.unpruner else None
+    unpruner = row.unpruner if row.unprune else None
     head: dict[str, Any] = {
         "protocol": p.name,
         "protocol_version": p.version,
@@ -47,7 +49,8 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
         "unpruner": unpruner,
         "seed": row.seed,
     }
-    head["row_id"] = artifact_key("row", {k: head[k] for k in ROW_ID_FIELDS})
+    id_fields = ROW_ID_FIELDS + (("unpruner",) if row.unprune else ())
+    head["row_id"] = artifact_key("row", {k: head[k] for k in id_fields})
     components = _components(ctx, plan)
     common = dict(
         **head,
@@ -113,8 +116,8 @@ def _components(ctx: RunContext, plan: RowPlan) -> dict[str, Any]:
         "model": ctx.model_plugin,
         "pruner": ctx.pruners[row.pruner],
     }
-    if row.unlearner != ORIGINAL:
+    if row.unlearner in ctx.unlearners:  # not the original nor a reference row (gold)
         found["unlearner"] = ctx.unlearners[row.unlearner]
-    if row.unprune and ctx.unpruner is not None:
-        found["unpruner"] = ctx.unpruner
+    if row.unprune and row.unpruner is not None:
+        found["unpruner"] = ctx.unpruners[row.unpruner]
     return found

@@ -21,7 +21,8 @@ from unlearnbench.run.stages.common import (
 
 def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:
     assert node.seed is not None and node.unlearner is not None and node.pruner is not None
-    assert node.sparsity is not None and node.forget is not None and ctx.unpruner is not None
+    assert node.sparsity is not None and node.forget is not None and node.unpruner is not None
+    unpruner = ctx.unpruners[node.unpruner]
     start, dense = model_of(parents, "start"), model_of(parents, "dense")
     assert start.mask is not None
     task = UnpruneTask(
@@ -35,8 +36,8 @@ def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
         unlearner=ctx.unlearners[node.unlearner],
         unlearn_task=unlearn_task(ctx, node, None, dense, None),
     )
-    outcome = ctx.unpruner.unprune(task)
-    return with_epoch_log(enforce(outcome.model, outcome.mask, ctx.unpruner.name), task.unlearn_task)
+    outcome = unpruner.unprune(task)
+    return with_epoch_log(enforce(outcome.model, outcome.mask, unpruner.name), task.unlearn_task)
 
 
 STAGES = {"unprune": unprune}
