@@ -4,7 +4,7 @@ mask) on IoU with the gold mask (higher is better) and KL(gold || model) on D_f 
 set (lower is better), as the mean over the seeds both rows have and the number of seeds where
 ``reprune`` is better.
 
-    python examples/unpruning_vs_control.py leaderboards/digits-unpruning.results.jsonl
+    python examples/unpruning_vs_control.py leaderboards/digits-unpruning/results.jsonl
 """
 
 from __future__ import annotations
