@@ -36,7 +36,8 @@ def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
         unlearn_task=unlearn_task(ctx, node, None, dense, None),
     )
     outcome = ctx.unpruner.unprune(task)
-    return with_epoch_log(enforce(outcome.model, outcome.mask, ctx.unpruner.name), task.unlearn_task)
+    who = f"{ctx.unpruner.name} with {node.unlearner}"
+    return with_epoch_log(enforce(outcome.model, outcome.mask, node, who), task.unlearn_task)
 
 
 STAGES = {"unprune": unprune}
