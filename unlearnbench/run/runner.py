@@ -21,12 +21,11 @@ import torch
 
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.report.results import ResultsFile
+from unlearnbench.report.results import ResultsFile, device_name
 from unlearnbench.run.artifacts import Artifact, ArtifactStore
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Graph, Node
 from unlearnbench.run.records import build_record
-from unlearnbench.report.results import device_name
 from unlearnbench.run.stages import STAGES, GuardError, ModelArtifact, Output
 from unlearnbench.training.masks import Mask
 
