@@ -6,7 +6,10 @@ seeds, the number of seeds, and the average gap to the ``retrain`` reference ("D
 Jia et al. 2023) over the gap metrics where all are present. Which rows are references and which
 metrics make the gap come from the records (``reference``, ``metric_info[name]["gap"]``); for
 records written before they held it, from :class:`Roles` (the CLI reads them from the registry).
-Each table is labelled with the data copy, hardware and commit.
+Each table is labelled with the data copy, hardware and commit; when its rows were computed on
+different devices or thread counts (the record's ``device``, from the artifacts' provenance) an
+``RTE device`` column names each row's, and a method whose component moved pruned weights is
+marked † with the count (``mask_violations``) under the table.
 """
 
 from __future__ import annotations
@@ -81,15 +84,29 @@ def _gap(ok: pd.DataFrame, row: Any) -> float | None:
     return sum(gaps) / len(gaps) if names and len(gaps) == len(names) else None
 
 
-def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
-    """Markdown for every group of comparable records, or a note that there are none."""
-    roles = roles or Roles()
+def _frame(records: Iterable[dict[str, Any]], roles: Roles) -> pd.DataFrame:
     typed = [ResultRecord.from_dict(r) for r in records]
     frame = pd.DataFrame([r.to_dict() for r in typed])
+    if not frame.empty:
+        frame["reference_role"] = [_reference(r, roles) for r in typed]
+        frame["gap_metrics"] = [_gap_metrics(r, roles) for r in typed]
+    return frame
+
+
+def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> dict[str, float | None]:
+    """The Gap of every ok record by ``row_id``, as the leaderboard computes it."""
+    frame = _frame(records, roles or Roles())
+    if frame.empty:
+        return {}
+    ok = frame[frame.status == "ok"]
+    return {row.row_id: _gap(ok, row) for row in ok.itertuples()}
+
+
+def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
+    """Markdown for every group of comparable records, or a note that there are none."""
+    frame = _frame(records, roles or Roles())
     if frame.empty:
         return "_No results._\n"
-    frame["reference_role"] = [_reference(r, roles) for r in typed]
-    frame["gap_metrics"] = [_gap_metrics(r, roles) for r in typed]
     failed = frame[frame.status != "ok"]
     ok = frame[frame.status == "ok"].copy()
     parts = []
@@ -123,9 +140,19 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     is_reference = group.reference_role.map(lambda r: isinstance(r, str))
     original = set(group.unlearner[group.reference_role == ORIGINAL])
     references = set(group.unlearner[is_reference])
+    mixed = group.device.nunique() > 1
+    notes = []
     for (unlearner, unprune), sub in group.groupby(["unlearner", "unprune"], sort=False):
+        method = unlearner + (" + un-prune" if unprune else "")
+        moved: dict[str, int] = {}
+        for found in sub.mask_violations:
+            for stage, count in (found or {}).items():
+                moved[stage] = moved.get(stage, 0) + int(count)
+        if sum(moved.values()):
+            stages = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(moved.items()) if n)
+            notes.append(f"† {method}: pruned weights left nonzero and re-masked: {stages}.")
         cells: dict[str, Any] = {
-            "Method": unlearner + (" + un-prune" if unprune else ""),
+            "Method": method + (" †" if sum(moved.values()) else ""),
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
         for name in metric_names:
@@ -134,6 +161,8 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             )
         cells["Gap"] = _fmt([g for g in sub.gap if g is not None], 2)
         cells["Seeds"] = sub.seed.nunique()
+        if mixed:
+            cells["RTE device"] = "; ".join(sorted(set(sub.device)))
         order = (0 if unlearner in original else 1 if unlearner in references else 2, unlearner, unprune)
         table_rows.append((order, cells))
     table_rows.sort(key=lambda item: item[0])
@@ -149,9 +178,11 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
         f"model {first.model} · device {devices} · commit {commits} · "
         f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean |Δ| to retrain "
-        f"over {', '.join(_labels(first.gap_metrics, info))}; RTE in minutes on the device shown."
+        f"over {', '.join(_labels(first.gap_metrics, info))}; RTE in minutes on the device "
+        f"{'of each row (rows mix devices or thread counts)' if mixed else 'shown'}."
     )
-    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n"
+    footer = "".join(f"\n{note}\n" for note in notes)
+    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n{footer}"
 
 
 def _labels(names: Sequence[str], info: dict[str, Any]) -> list[str]:
