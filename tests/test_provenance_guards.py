@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from test_run_graph import recorder  # the stage-event recorder plugin
 from torch import nn
 from unlearnbench_unlearners.finetune import FineTune
 
@@ -37,17 +38,6 @@ def one_thread_and_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(ONLY_PLUGINS_ENV, raising=False)
     yield
     torch.set_num_threads(threads)
-
-
-def recorder(events: list[StageFinished]) -> types.ModuleType:
-    plugin = types.ModuleType("ub_provenance_recorder")
-
-    @hookimpl
-    def unlearnbench_stage_finished(event: StageFinished) -> None:
-        events.append(event)
-
-    plugin.unlearnbench_stage_finished = unlearnbench_stage_finished  # type: ignore[attr-defined]
-    return plugin
 
 
 def pipeline(

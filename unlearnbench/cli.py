@@ -117,7 +117,8 @@ def run(**options: Any) -> None:
 
         write_text_atomic(board, render(all_records, registry_roles(registry)))
     except UnlearnbenchError as exc:
-        logging.getLogger(__name__).error("%s", exc)
+        if log_file is not None:  # the console gets it from fail(), once
+            log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, str(exc), None, None))
         fail(str(exc))
         return
     finally:
