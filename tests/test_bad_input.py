@@ -45,6 +45,13 @@ def _cases(tmp: Path) -> dict[str, Case]:
         "leaderboard -o dir": Case(["leaderboard", str(GOOD_RESULTS), "-o", str(tmp)], "is a directory"),
         "leaderboard a dir": Case(["leaderboard", str(tmp)], "is a directory"),
         "leaderboard missing": Case(["leaderboard", str(tmp / "nope.jsonl")], "cannot read results file"),
+        "rerun unknown stage": Case(
+            ["run", "--out", str(tmp / "o"), "--rerun", "unlearnn"], "unknown --rerun stage 'unlearnn'"
+        ),
+        "seed not a number": Case(["run", "--seed", "0,x"], "--seed 'x' is not an integer"),
+        "added metric unknown": Case(["run", "--metric", "+nosuch"], "nosuch"),
+        "show no run": Case(["show", str(tmp / "none")], "not found; give the --out folder"),
+        "cache no store": Case(["cache", "ls", str(tmp / "none")], "is not an artifact store folder"),
     }
 
 
@@ -66,6 +73,11 @@ NAMES = [
     "leaderboard -o dir",
     "leaderboard a dir",
     "leaderboard missing",
+    "rerun unknown stage",
+    "seed not a number",
+    "added metric unknown",
+    "show no run",
+    "cache no store",
 ]
 
 

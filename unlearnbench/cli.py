@@ -15,8 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from unlearnbench import __version__
-from unlearnbench.cli_options import load_run, run_options
+from unlearnbench.cli_cache import cache_group
+from unlearnbench.cli_options import load_run, run_options, split_names
 from unlearnbench.cli_publish import plot_command, publish_command
+from unlearnbench.cli_show import print_results, show_command
 from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
@@ -24,7 +26,6 @@ from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import Roles, render
-from unlearnbench.report.record import method_label
 from unlearnbench.report.results import read_many
 
 console = Console(stderr=False)
@@ -64,9 +65,25 @@ def make_registry() -> Registry:
 def cli(verbose: int) -> None:
     """Benchmarks for machine unlearning on sparse models: prune, unlearn, un-prune, evaluate."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)]
-    )
+    handler: logging.Handler = RichHandler(console=err_console, show_path=False)
+    if not err_console.is_terminal:  # one unwrapped line per message
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    if level > logging.INFO and not sys.stdout.isatty():  # redirected: say what each node did
+        handler.addFilter(lambda r: r.levelno >= level or r.name == "unlearnbench.run.runner")
+    else:
+        handler.setLevel(level)
+    logging.basicConfig(level=min(level, logging.INFO), format="%(message)s", handlers=[handler])
+
+
+def run_log(out: Path) -> logging.Handler:
+    """A handler writing this run's INFO lines (and warnings from anywhere) to ``OUT/run.log``."""
+    handler = logging.FileHandler(out / "run.log", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("unlearnbench"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
 
 
 @cli.command()
@@ -77,9 +94,12 @@ def run(**options: Any) -> None:
 
     started = time.perf_counter()
     out: Path = options["out"]
+    log_file: logging.Handler | None = None
     try:
         registry = make_registry()
         loaded, settings = load_run(registry, options)
+        log_file = run_log(out)
+        logging.getLogger(__name__).info("unlearnbench %s", " ".join(sys.argv[1:]))
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
             pipeline = Pipeline(
@@ -89,6 +109,8 @@ def run(**options: Any) -> None:
                 progress=RichProgress(bars),
                 executor=options["executor"],
                 ray_address=options["ray_address"],
+                rerun=split_names(options["rerun"]),
+                force=options["force"],
             )
             records = list(pipeline.run())
         all_records = pipeline.results.records()
@@ -97,16 +119,23 @@ def run(**options: Any) -> None:
 
         write_text_atomic(board, render(all_records, registry_roles(registry)))
     except UnlearnbenchError as exc:
+        if log_file is not None:  # the console gets it from fail(), once
+            log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, str(exc), None, None))
         fail(str(exc))
         return
-    show_results(records)
+    finally:
+        if log_file is not None:
+            logging.getLogger().removeHandler(log_file)
+            log_file.close()
+    print_results(console, records, registry_roles(registry))
     failed = [r for r in records if r["status"] != "ok"]
+    devices = ", ".join(sorted({r["device"] for r in records}))
     console.print(
         f"{len(records)} rows ({len(failed)} failed) in {time.perf_counter() - started:.1f} s · "
         f"protocol {loaded.name} v{loaded.version} hash {loaded.short_hash} · "
         f"data copy {records[0]['data_copy']} read from {pipeline.data.dataset.location} · "
-        f"device {records[0]['device']}\n"
-        f"results: {pipeline.results.path}\nleaderboard: {board}",
+        f"computed on {devices}\n"
+        f"results: {pipeline.results.path}\nleaderboard: {board}\nlog: {out / 'run.log'}",
         highlight=False,
     )
     if failed:
@@ -182,27 +211,6 @@ def registry_roles(registry: Registry) -> Roles:
     return Roles(references, gap)  # type: ignore[arg-type]
 
 
-def show_results(records: list[dict[str, Any]]) -> None:
-    info = next((r["metric_info"] for r in records if r.get("metric_info")), {})
-    metric_names = next((r["metric_names"] for r in records if r.get("metric_names")), [])
-    table = Table(title="results", show_lines=False)
-    for column in ("forget", "pruner", "sparsity", "method", "seed", *metric_names, "status"):
-        table.add_column(
-            column, justify="right" if column in metric_names or column == "sparsity" else "left"
-        )
-    for r in records:
-        method = method_label(r["unlearner"], r["unprune"], r.get("unpruner"))
-        values = []
-        for name in metric_names:
-            value = r["metrics"].get(name)
-            digits = 3 if info.get(name, {}).get("unit") == "min" else 2
-            values.append("-" if value is None else f"{value:.{digits}f}")
-        sparsity = "-" if r.get("sparsity") is None else f"{r['sparsity']:.3f}"
-        status = r["status"] if r["status"] == "ok" else f"[red]{r['error']}[/]"
-        table.add_row(r["forget_set"], r["pruner"], sparsity, method, str(r["seed"]), *values, status)
-    console.print(table)
-
-
 @cli.command()
 def plugins() -> None:
     """List every plugin: name, distribution, version, components, load error."""
@@ -267,8 +275,8 @@ def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
         fail(str(exc))
         return
     text = render(records, registry_roles(make_registry()))
-    if output is None:
-        console.print(text, markup=False, highlight=False)
+    if output is None:  # raw: redirected output is byte-identical to -o
+        click.echo(text, nl=False)
     else:
         from unlearnbench.run.artifacts import write_text_atomic
 
@@ -284,3 +292,5 @@ cli.add_command(tune_command)
 cli.add_command(publish_command)
 cli.add_command(plot_command)
 cli.add_command(study_group)
+cli.add_command(show_command)
+cli.add_command(cache_group)

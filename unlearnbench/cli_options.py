@@ -42,6 +42,31 @@ def parse_sparsities(values: Sequence[str]) -> list[float]:
     return found
 
 
+def split_names(values: Sequence[str]) -> list[str]:
+    """Names from repeated and comma-separated option values, in order (a name given twice stays
+    twice, so the protocol refuses the repeated row)."""
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def parse_seeds(values: Sequence[str]) -> list[str]:
+    """Seeds (``+N`` adds to the protocol's); each must be an integer (the protocol checks >= 0)."""
+    names = split_names(values)
+    for name in names:
+        try:
+            int(name.removeprefix("+"))
+        except ValueError:
+            raise InvalidValueError(f"--seed {name!r} is not an integer >= 0") from None
+    return names
+
+
+def with_defaults(names: list[str], defaults: Sequence[Any], cast: Any = str) -> list[Any]:
+    """``names`` as a list option's value: ``+name`` entries add to ``defaults`` (the protocol's
+    list; one already there is not added again); plain names replace it."""
+    plain = [cast(n) for n in names if not n.startswith("+")]
+    base = plain if plain else list(defaults)
+    return base + [a for a in dict.fromkeys(cast(n[1:]) for n in names if n.startswith("+")) if a not in base]
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -59,7 +84,10 @@ def run_options(command: Any) -> Any:
     options = [
         click.argument("protocol", default=DEFAULT_PROTOCOL),
         click.option(
-            "--pruner", "pruners", multiple=True, help="Pruner(s) to run (default: the protocol's)."
+            "--pruner",
+            "pruners",
+            multiple=True,
+            help="Pruner(s) to run (default: the protocol's); commas allowed, +NAME adds to the protocol's.",
         ),
         click.option(
             "--sparsity",
@@ -68,20 +96,31 @@ def run_options(command: Any) -> Any:
             help="Target sparsity in [0, 1); repeat or comma-separate.",
         ),
         click.option(
-            "--unlearner", "unlearners", multiple=True, help="Unlearner(s) to run (default: the protocol's)."
+            "--unlearner",
+            "unlearners",
+            multiple=True,
+            help="Unlearner(s) to run (default: the protocol's); commas allowed, +NAME adds.",
         ),
         click.option(
-            "--unpruner", "unpruners", multiple=True, help="Un-pruner(s) to run (default: the protocol's)."
+            "--unpruner",
+            "unpruners",
+            multiple=True,
+            help="Un-pruner(s) to run (default: the protocol's); commas allowed, +NAME adds.",
         ),
         click.option(
-            "--metric", "metrics", multiple=True, help="Metric(s) to compute (default: the protocol's)."
+            "--metric",
+            "metrics",
+            multiple=True,
+            help="Metric(s) to compute (default: the protocol's); commas allowed, +NAME adds.",
         ),
         click.option(
             "--unprune/--no-unprune",
             default=None,
             help="Only with / only without un-pruning (default: both).",
         ),
-        click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) (default: the protocol's)."),
+        click.option(
+            "--seed", "seeds", multiple=True, help="Seed(s) (default: the protocol's); commas, +N adds."
+        ),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option(
             "--data-root", type=click.Path(path_type=Path), help="Folder holding an existing dataset copy."
@@ -124,6 +163,14 @@ def run_options(command: Any) -> Any:
             type=click.IntRange(min=1),
             help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
         ),
+        click.option(
+            "--rerun",
+            "rerun",
+            multiple=True,
+            metavar="STAGE[,STAGE]",
+            help="Recompute the nodes of these stages and their dependents even when cached.",
+        ),
+        click.option("--force", is_flag=True, help="Recompute every node even when cached."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -140,21 +187,27 @@ def load_run(
     file = options["override_file"]
     overrides, tuning = read_override_file(file) if file else ([], {})
     overrides += parse_sets(options["sets"])
-    for key, values in (
-        ("prune.pruners", list(options["pruners"])),
-        ("prune.sparsities", parse_sparsities(options["sparsities"])),
-        ("unlearn.unlearners", list(options["unlearners"])),
-        ("unprune.unpruners", list(options.get("unpruners", ()))),
-        ("evaluate.metrics", list(options["metrics"])),
-        ("seeds", list(options["seeds"])),
-    ):
-        if values:
-            overrides.append((key, values))
+    path = registry.protocol_path(options["protocol"])
+    lists = {
+        "prune.pruners": split_names(options["pruners"]),
+        "unlearn.unlearners": split_names(options["unlearners"]),
+        "unprune.unpruners": split_names(options.get("unpruners", ())),
+        "evaluate.metrics": split_names(options["metrics"]),
+        "seeds": parse_seeds(options["seeds"]),
+    }
+    base = load_protocol(path, overrides, registry) if any(lists.values()) else None
+    if sparsities := parse_sparsities(options["sparsities"]):
+        overrides.append(("prune.sparsities", sparsities))
+    for key, names in lists.items():
+        if names and base is not None:
+            section, _, field = key.rpartition(".")
+            defaults = getattr(getattr(base, section) if section else base, field)
+            overrides.append((key, with_defaults(names, defaults, int if key == "seeds" else str)))
     if options["unprune"] is not None:
         overrides.append(("unprune.modes", [options["unprune"]]))
     if options["limit"]:
         overrides.append(("data.limit", options["limit"]))
-    loaded = load_protocol(registry.protocol_path(options["protocol"]), overrides, registry)
+    loaded = load_protocol(path, overrides, registry)
     data_root = options["data_root"]
     if data_root is not None and not getattr(
         registry.get("dataset", loaded.data.dataset), "reads_root", True

@@ -3,13 +3,15 @@
 pluggy's own loader stops at the first broken entry point; here each is loaded in its own
 ``try`` and a failure is recorded against that plugin, so the others still load. Setting
 ``UNLEARNBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (tests register plugins by hand);
-``UNLEARNBENCH_PLUGINS=a,b`` loads only the named entry points.
+``UNLEARNBENCH_PLUGINS=a,b`` loads only the named entry points;
+``UNLEARNBENCH_DISABLE=dist1,dist2`` skips the entry points of the named distributions.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "unlearnbench"
 DISABLE_AUTOLOAD_ENV = "UNLEARNBENCH_DISABLE_PLUGIN_AUTOLOAD"
 ONLY_PLUGINS_ENV = "UNLEARNBENCH_PLUGINS"
+DISABLE_DISTS_ENV = "UNLEARNBENCH_DISABLE"
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,30 @@ def autoload_enabled() -> bool:
     return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes"}
 
 
+def _dist_key(name: str) -> str:
+    """A distribution name normalised as packaging does (case, ``-``, ``_`` and ``.`` alike)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def discovered_entry_points() -> list[EntryPoint]:
-    """Entry points of the group, filtered by ``UNLEARNBENCH_PLUGINS`` when set."""
+    """Entry points of the group, less those of distributions named in ``UNLEARNBENCH_DISABLE``,
+    filtered by ``UNLEARNBENCH_PLUGINS`` when set."""
     found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    disabled = {_dist_key(d) for d in os.environ.get(DISABLE_DISTS_ENV, "").split(",") if d.strip()}
+    if disabled:
+        kept = []
+        for ep in found:
+            dist = getattr(ep, "dist", None)
+            if dist is not None and _dist_key(dist.metadata["Name"]) in disabled:
+                log.info(
+                    "plugin %s skipped: distribution %s is in %s",
+                    ep.name,
+                    dist.metadata["Name"],
+                    DISABLE_DISTS_ENV,
+                )
+                continue
+            kept.append(ep)
+        found = kept
     only = os.environ.get(ONLY_PLUGINS_ENV, "").strip()
     if only:
         wanted = {name.strip() for name in only.split(",") if name.strip()}

@@ -11,7 +11,10 @@ When the table has a ``gold`` reference row (un-pruning's target), un-prune rows
 its ``control``). Which rows are references and which metrics make the gap come from the records
 (``reference``, ``metric_info[name]["gap"]``); for records written before they held it, from
 :class:`Roles` (the CLI reads them from the registry).
-Each table is labelled with the data copy, hardware and commit.
+Each table is labelled with the data copy, hardware and commit; when its rows were computed on
+different devices or thread counts (the record's ``device``, from the artifacts' provenance) an
+``RTE device`` column names each row's, and a method whose component moved pruned weights is
+marked † with the count (``mask_violations``) under the table.
 """
 
 from __future__ import annotations
@@ -87,15 +90,34 @@ def _gap(sub: pd.DataFrame, reference: pd.DataFrame) -> float | None:
     return sum(gaps) / len(gaps)
 
 
-def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
-    """Markdown for every group of comparable records, or a note that there are none."""
-    roles = roles or Roles()
+def _frame(records: Iterable[dict[str, Any]], roles: Roles) -> pd.DataFrame:
     typed = [ResultRecord.from_dict(r) for r in records]
     frame = pd.DataFrame([r.to_dict() for r in typed])
+    if not frame.empty:
+        frame["reference_role"] = [_reference(r, roles) for r in typed]
+        frame["gap_metrics"] = [_gap_metrics(r, roles) for r in typed]
+    return frame
+
+
+def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> dict[str, float | None]:
+    """The Gap of every ok record by ``row_id``, as the leaderboard computes it."""
+    frame = _frame(records, roles or Roles())
+    if frame.empty:
+        return {}
+    ok = frame[frame.status == "ok"]
+    same = ["protocol_hash", "seed", "pruner", "sparsity_target", "forget_set"]
+    gaps: dict[str, float | None] = {}
+    for index, row in ok.iterrows():
+        reference = ok[(ok.reference_role == GAP_REFERENCE) & (ok[same] == row[same]).all(axis=1)]
+        gaps[row.row_id] = _gap(ok.loc[[index]], reference)
+    return gaps
+
+
+def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
+    """Markdown for every group of comparable records, or a note that there are none."""
+    frame = _frame(records, roles or Roles())
     if frame.empty:
         return "_No results._\n"
-    frame["reference_role"] = [_reference(r, roles) for r in typed]
-    frame["gap_metrics"] = [_gap_metrics(r, roles) for r in typed]
     failed = frame[frame.status != "ok"]
     ok = frame[frame.status == "ok"].copy()
     parts = []
@@ -133,11 +155,21 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     gap_reference = group[group.reference_role == GAP_REFERENCE]
     gold_reference = group[group.reference_role == UNPRUNE_GAP_REFERENCE]
     has_gold = not gold_reference.empty
+    mixed = group.device.nunique() > 1
+    notes = []
     for (unlearner, unprune, unpruner), sub in group.groupby(
         ["unlearner", "unprune", "unpruner"], sort=False
     ):
+        method = method_label(unlearner, unprune, unpruner or None)
+        moved: dict[str, int] = {}
+        for found in sub.mask_violations:
+            for stage, count in (found or {}).items():
+                moved[stage] = moved.get(stage, 0) + int(count)
+        if sum(moved.values()):
+            stages = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(moved.items()) if n)
+            notes.append(f"† {method}: pruned weights left nonzero and re-masked: {stages}.")
         cells: dict[str, Any] = {
-            "Method": method_label(unlearner, unprune, unpruner or None),
+            "Method": method + (" †" if sum(moved.values()) else ""),
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
         for name in metric_names:
@@ -150,6 +182,8 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             gap_gold = _gap(sub, gold_reference) if unprune else None
             cells["Gap-gold"] = "-" if gap_gold is None else f"{gap_gold:.2f}"
         cells["Seeds"] = sub.seed.nunique()
+        if mixed:
+            cells["RTE device"] = "; ".join(sorted(set(sub.device)))
         rank = 0 if unlearner in original else 1 if unlearner in references else 2
         order = (rank, unlearner, unprune, unpruner)
         table_rows.append((order, cells))
@@ -168,9 +202,11 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean over "
         f"{', '.join(_labels(first.gap_metrics, info))} of |seed mean - retrain's seed mean|"
         + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
-        + "; RTE in minutes on the device shown."
+        + "; RTE in minutes on the device "
+        + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")
     )
-    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n"
+    footer = "".join(f"\n{note}\n" for note in notes)
+    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n{footer}"
 
 
 def _labels(names: Sequence[str], info: dict[str, Any]) -> list[str]:

@@ -2,7 +2,10 @@
 
 Schema 2 adds ``components`` (each as ``dist==version:name@version``) and ``reference`` (the
 reference a row provides, e.g. ``original``; from the unlearner's ``reference`` metadata) to the
-fields of schema 1, whose records still load (the new fields empty).
+fields of schema 1, whose records still load (the new fields empty). Schema 3 adds
+``provenance`` (per stage: device, threads, precision, runtime_s, computed_at of the artifact
+used), ``mask_violations`` (per stage: pruned weights a component left nonzero, re-masked) and
+``node_keys`` (the artifact folders the row used).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DICT_FIELDS = (
     "metrics",
     "versions",
@@ -23,6 +26,8 @@ DICT_FIELDS = (
     "epoch_log",
     "params",
     "components",
+    "provenance",
+    "mask_violations",
 )
 
 
@@ -65,6 +70,9 @@ class ResultRecord:
     metric_details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     metric_errors: Mapping[str, str] = field(default_factory=dict)
     runtime_s: Mapping[str, float] = field(default_factory=dict)
+    provenance: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    mask_violations: Mapping[str, int] = field(default_factory=dict)
+    node_keys: tuple[str, ...] = ()
     epoch_log: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     components: Mapping[str, str] = field(default_factory=dict)
@@ -85,16 +93,18 @@ class ResultRecord:
         """The JSON object written to ``results.jsonl``."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["metric_names"] = list(self.metric_names)
+        out["node_keys"] = list(self.node_keys)
         for name in DICT_FIELDS:
             out[name] = dict(out[name])
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultRecord:
-        """A record read back (schema 1 or 2); unknown keys are ignored."""
+        """A record read back (schema 1 to 3); unknown keys are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["metric_names"] = tuple(values.get("metric_names") or ())
+        values["node_keys"] = tuple(values.get("node_keys") or ())
         for name in DICT_FIELDS:
             values[name] = values.get(name) or {}
         values.setdefault("schema_version", 1)

@@ -107,6 +107,8 @@ def merge_record(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, A
     if "metric_errors" in merged:  # a metric recomputed without error drops its old error
         recomputed = set(new.get("metrics") or {}) - set(new.get("metric_errors") or {})
         merged["metric_errors"] = {k: v for k, v in merged["metric_errors"].items() if k not in recomputed}
+    if old.get("node_keys") or new.get("node_keys"):  # the old metrics' nodes stay referenced
+        merged["node_keys"] = sorted({*(old.get("node_keys") or ()), *(new.get("node_keys") or ())})
     names = list(old.get("metric_names") or [])
     names += [n for n in new.get("metric_names") or [] if n not in names]
     if names:

@@ -3,11 +3,36 @@ the graph (topological order, dependents)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from unlearnbench.config.typed_config import to_dict
+
+
+@functools.lru_cache(maxsize=512)
+def _file_sha256(path: str, mtime_ns: int) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def source_sha256(cls: type) -> str | None:
+    """sha256 of the file of the module that defines ``cls`` (None when it has no source file):
+    editing a component's module changes its identity even without a version bump."""
+    try:
+        path = inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        return None
+    if path is None:
+        return None
+    try:
+        return _file_sha256(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -24,10 +49,13 @@ class ComponentInfo:
     reference: str | None = None
     gap: bool = False
     structured: bool = False
+    source: str | None = None
+    """sha256 of the component's source module (see :func:`source_sha256`)."""
 
     def ident(self) -> dict[str, Any]:
-        """What identifies the component in cache keys."""
-        return {"name": self.name, "version": self.version, "params": dict(self.params)}
+        """What identifies the component in cache keys: name, version, params, source hash."""
+        found = {"name": self.name, "version": self.version, "params": dict(self.params)}
+        return found if self.source is None else {**found, "source": self.source}
 
     @property
     def label(self) -> str:
@@ -49,6 +77,7 @@ class ComponentInfo:
             reference=getattr(component, "reference", None),
             gap=bool(getattr(component, "gap", False)),
             structured=bool(getattr(component, "structured", False)),
+            source=source_sha256(type(component)),
         )
 
 
@@ -135,6 +164,16 @@ class Graph:
             yield node
 
         return [n for plan in self.rows for n in visit(plan.evaluate)]
+
+    def ancestors(self, key: str) -> set[str]:
+        """``key`` and every node upstream of it."""
+        found, todo = {key}, [key]
+        while todo:
+            for _, parent in self.nodes[todo.pop()].parents:
+                if parent not in found:
+                    found.add(parent)
+                    todo.append(parent)
+        return found
 
     def dependents(self, key: str) -> set[str]:
         """Every node downstream of ``key``."""

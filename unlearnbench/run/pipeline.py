@@ -8,7 +8,7 @@ and a second run recomputes nothing already done.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from unlearnbench.config.protocol import Protocol
@@ -20,17 +20,28 @@ from unlearnbench.run.artifacts import ArtifactStore
 from unlearnbench.run.context import RunContext, RunSettings
 from unlearnbench.run.plan import Graph, plan
 from unlearnbench.run.runner import Executor, LocalExecutor, Runner
+from unlearnbench.run.stages import STAGES
 
 EXECUTORS = ("local", "ray")
 
 __all__ = ["EXECUTORS", "Pipeline", "RunSettings"]
 
 
+def fresh_keys(graph: Graph, rerun: Sequence[str], force: bool) -> frozenset[str]:
+    """The nodes to recompute even when stored: every node (``force``), or the nodes of the
+    ``rerun`` stages and everything downstream of them."""
+    if force:
+        return frozenset(graph.nodes)
+    chosen = {key for key, node in graph.nodes.items() if node.stage in rerun}
+    return frozenset(chosen.union(*(graph.dependents(key) for key in chosen)))
+
+
 class Pipeline:
     """Runs one protocol's row matrix; construct, then iterate :meth:`run` or call it.
 
     ``executor``: ``local`` (this process) or ``ray`` (one Ray task per node; ``ray_address``
-    joins a cluster, otherwise a local Ray starts).
+    joins a cluster, otherwise a local Ray starts). ``rerun`` names stages to recompute with
+    their dependents even when stored; ``force`` recomputes every node.
     """
 
     def __init__(
@@ -42,9 +53,14 @@ class Pipeline:
         progress: ProgressSink | None = None,
         executor: str = "local",
         ray_address: str | None = None,
+        rerun: Sequence[str] = (),
+        force: bool = False,
     ) -> None:
         if executor not in EXECUTORS:
             raise UnknownChoiceError("executor", executor, EXECUTORS)
+        for stage in rerun:
+            if stage not in STAGES:
+                raise UnknownChoiceError("--rerun stage", stage, sorted(STAGES))
         self.protocol = protocol
         self.registry = registry
         self.settings = settings
@@ -55,6 +71,7 @@ class Pipeline:
         self.graph: Graph = plan(protocol, self.ctx.plan_inputs())
         self.executor_name = executor
         self.ray_address = ray_address
+        self.fresh = fresh_keys(self.graph, rerun, force)
 
     @property
     def data(self) -> Any:
@@ -64,8 +81,10 @@ class Pipeline:
         if self.executor_name == "ray":
             from unlearnbench.run.ray_executor import RayExecutor
 
-            return RayExecutor(self.protocol, self.settings, self.store, address=self.ray_address)
-        return LocalExecutor(self.ctx, self.store)
+            return RayExecutor(
+                self.protocol, self.settings, self.store, address=self.ray_address, fresh=self.fresh
+            )
+        return LocalExecutor(self.ctx, self.store, self.fresh)
 
     def run(self) -> Iterator[dict[str, Any]]:
         """Evaluate every row, writing each record to ``results.jsonl`` as it completes."""

@@ -36,13 +36,15 @@ STAGE_RESOURCES: dict[str, tuple[float, float]] = {
 """(CPUs, GPUs) of a stage's task; the GPU share applies only when the device is CUDA."""
 
 
-def run_remote(protocol: Protocol, settings: RunSettings, node: Node, *parents: NodeOutcome) -> NodeOutcome:
-    """A node's task: failed with its first failed parent, reused, or computed."""
+def run_remote(
+    protocol: Protocol, settings: RunSettings, node: Node, fresh: bool, *parents: NodeOutcome
+) -> NodeOutcome:
+    """A node's task: failed with its first failed parent, reused (unless ``fresh``), or computed."""
     broken = next((p.error for p in parents if p.error is not None), None)
     if broken is not None:
         return NodeOutcome(node.key, node.stage, node.component, broken)
     store = ArtifactStore(settings.artifacts)
-    found = store.get(node.stage, node.key)
+    found = None if fresh else store.get(node.stage, node.key)
     if found is not None:
         seconds = float(found.meta["runtime_s"])
         return NodeOutcome(node.key, node.stage, node.component, None, True, seconds, str(found.path))
@@ -54,7 +56,7 @@ def run_remote(protocol: Protocol, settings: RunSettings, node: Node, *parents: 
                 node.key, node.stage, node.component, f"parent {parent.key[:12]} is not in the store"
             )
         artifacts[role] = artifact
-    return run_node(context_for(protocol, settings), store, node, artifacts)
+    return run_node(context_for(protocol, settings), store, node, artifacts, fresh)
 
 
 class RayExecutor:
@@ -65,8 +67,15 @@ class RayExecutor:
     """
 
     def __init__(
-        self, protocol: Protocol, settings: RunSettings, store: ArtifactStore, *, address: str | None = None
+        self,
+        protocol: Protocol,
+        settings: RunSettings,
+        store: ArtifactStore,
+        *,
+        address: str | None = None,
+        fresh: frozenset[str] = frozenset(),
     ) -> None:
+        self.fresh = fresh
         self.protocol = protocol
         self.settings = settings
         self.store = store
@@ -89,7 +98,7 @@ class RayExecutor:
         for node in graph.order():
             cpus, gpus = STAGE_RESOURCES.get(node.stage, (1, 1.0))
             ref = task.options(num_cpus=cpus, num_gpus=gpus if gpu else 0, max_retries=0).remote(
-                protocol, settings, node, *[refs[key] for _, key in node.parents]
+                protocol, settings, node, node.key in self.fresh, *[refs[key] for _, key in node.parents]
             )
             refs[node.key] = ref
             nodes[ref] = node

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from unlearnbench.config.typed_config import to_dict
@@ -26,8 +27,14 @@ ROW_ID_FIELDS = (
 keep the ids they had before several un-pruners could share a run."""
 
 
-def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: str | None) -> ResultRecord:
-    """The record of ``plan``'s row: from its evaluate artifact, or failed with ``error``."""
+def build_record(
+    ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: str | None, nodes: Iterable[str] = ()
+) -> ResultRecord:
+    """The record of ``plan``'s row: from its evaluate artifact, or failed with ``error``.
+
+    ``nodes`` are the keys of every node the row used (``node_keys``, what ``cache ls`` counts
+    as referenced). Runtimes, ``provenance`` and ``device`` come from the artifacts used, not
+    from this process: the device of the row's model node is the one its RTE was measured on."""
     p, row = ctx.protocol, plan.row
     forget = ctx.forget_sets[row.forget]
     unpruner = row.unpruner if row.unprune else None
@@ -66,6 +73,7 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
         reference=plan.reference,
         tuning=ctx.settings.tuning.get(row.unlearner),
         schema_version=SCHEMA_VERSION,
+        node_keys=tuple(sorted(k[:24] for k in nodes)),
         **environment_info(ctx.engine.device),
     )
     if error is not None:
@@ -73,12 +81,22 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
     found = store.get("evaluate", plan.evaluate)
     assert found is not None, plan.evaluate
     payload = found.meta["payload"]
-    runtimes, epoch_log = {}, {}
-    for stage, key in plan.runtimes:
-        artifact = store.get(stage, key)
-        runtimes[stage] = float(artifact.meta["runtime_s"]) if artifact else 0.0
-        if artifact is not None and artifact.meta.get("epoch_log"):
+    runtimes, epoch_log, provenance, violations = {}, {}, {}, {}
+    for stage, key in (*plan.runtimes, ("evaluate", plan.evaluate)):
+        artifact = found if key == plan.evaluate else store.get(stage, key)
+        if artifact is None:
+            continue
+        if stage != "evaluate":
+            runtimes[stage] = float(artifact.meta["runtime_s"])
+        if artifact.meta.get("epoch_log"):
             epoch_log[stage] = artifact.meta["epoch_log"]
+        if artifact.meta.get("provenance"):
+            provenance[stage] = dict(artifact.meta["provenance"])
+        if "mask_violations" in artifact.meta:
+            violations[stage] = int(artifact.meta["mask_violations"])
+    model_stage = next((s for s, k in plan.runtimes if k == plan.model), None)
+    if model_stage in provenance:
+        common["device"] = provenance[model_stage]["device"]
     params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
     return ResultRecord(
         **common,
@@ -104,6 +122,8 @@ def build_record(ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: st
             for n, m in ctx.metrics.items()
         },
         runtime_s=runtimes,
+        provenance=provenance,
+        mask_violations=violations,
         epoch_log=epoch_log,
         params=params,
     )

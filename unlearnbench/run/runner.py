@@ -9,6 +9,7 @@ and records each row as soon as its evaluate node is done.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -20,12 +21,12 @@ import torch
 
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.report.results import ResultsFile
+from unlearnbench.report.results import ResultsFile, device_name
 from unlearnbench.run.artifacts import Artifact, ArtifactStore
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Graph, Node
 from unlearnbench.run.records import build_record
-from unlearnbench.run.stages import STAGES, ModelArtifact, Output
+from unlearnbench.run.stages import STAGES, GuardError, ModelArtifact, Output
 from unlearnbench.training.masks import Mask
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,24 @@ def read_output(artifact: Artifact) -> Output:
     return ModelArtifact(artifact.key, state, mask, float(artifact.meta["runtime_s"]), extra)  # type: ignore[arg-type]
 
 
+def provenance(ctx: RunContext, seconds: float) -> dict[str, object]:
+    """What computed a node: device, torch threads, precision, wall time and when it finished."""
+    return {
+        "device": device_name(ctx.engine.device),
+        "threads": torch.get_num_threads(),
+        "precision": "bf16-autocast" if ctx.engine.bf16 else "fp32",
+        "runtime_s": seconds,
+        "computed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
 def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapping[str, Output]) -> Artifact:
-    """Compute the node from its ``parents``' outputs and store it (callers check the store first)."""
+    """Compute the node from its ``parents``' outputs and store it with its provenance; the
+    artifact already stored (if any) is replaced only once the new one is complete."""
     start = time.perf_counter()
     produced = STAGES[node.stage](ctx, node, parents)
     seconds = time.perf_counter() - start
+    made = {"runtime_s": seconds, "component": node.component, "provenance": provenance(ctx, seconds)}
 
     def write(folder: Path) -> dict[str, object]:
         if isinstance(produced, ModelArtifact):
@@ -80,22 +94,30 @@ def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapp
                 produced.mask.save(folder / "mask.pt")
             for name, value in produced.extra.items():
                 torch.save(value, folder / f"{name}.pt")
-            return {"runtime_s": seconds, "component": node.component, **produced.meta}
-        return {"runtime_s": seconds, "component": node.component, "payload": produced}
+            return {**made, **produced.meta}
+        return {**made, "payload": produced}
 
     return store.put(node.stage, node.key, node.inputs, write)
 
 
 def run_node(
-    ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapping[str, Artifact | Pending]
+    ctx: RunContext,
+    store: ArtifactStore,
+    node: Node,
+    parents: Mapping[str, Artifact | Pending],
+    fresh: bool = False,
 ) -> NodeOutcome:
-    """Read the node from the store or compute it; a raised error becomes a failed outcome."""
+    """Read the node from the store (unless ``fresh``) or compute it; a raised error becomes a
+    failed outcome (a guard's names its culprit and needs no traceback)."""
     try:
-        artifact = store.get(node.stage, node.key)
+        artifact = None if fresh else store.get(node.stage, node.key)
         reused = artifact is not None
         if artifact is None:
             lazy = LazyParents({r: p if isinstance(p, Pending) else Pending(p) for r, p in parents.items()})
             artifact = materialise(ctx, store, node, lazy)
+    except GuardError as exc:
+        log.error("%s", exc)
+        return NodeOutcome(node.key, node.stage, node.component, str(exc))
     except Exception as exc:
         error = f"{node.stage} ({node.component}) failed: {type(exc).__name__}: {exc}"
         log.error("%s", error, exc_info=exc)
@@ -128,9 +150,11 @@ class LocalExecutor:
     """Runs the nodes one after the other in this process, in the order of the rows; each
     output is read once and dropped when no later node needs it."""
 
-    def __init__(self, ctx: RunContext, store: ArtifactStore) -> None:
+    def __init__(self, ctx: RunContext, store: ArtifactStore, fresh: frozenset[str] = frozenset()) -> None:
         self.ctx = ctx
         self.store = store
+        self.fresh = fresh
+        """Keys to recompute even when stored (``--rerun``, ``--force``)."""
 
     def execute(self, graph: Graph) -> Iterator[NodeOutcome]:
         order = graph.order()
@@ -145,7 +169,8 @@ class LocalExecutor:
             if broken is not None:
                 outcome = NodeOutcome(node.key, node.stage, node.component, broken)
             else:
-                outcome = run_node(self.ctx, self.store, node, {r: ready[k] for r, k in node.parents})
+                parents = {r: ready[k] for r, k in node.parents}
+                outcome = run_node(self.ctx, self.store, node, parents, node.key in self.fresh)
             if outcome.error is not None:
                 errors[node.key] = outcome.error
             else:
@@ -176,7 +201,18 @@ class Runner:
         rows_of: dict[str, list[int]] = {}
         for i, plan in enumerate(self.graph.rows):
             rows_of.setdefault(plan.evaluate, []).append(i)
-        for outcome in executor.execute(self.graph):
+        total = len(self.graph.nodes)
+        for done, outcome in enumerate(executor.execute(self.graph), 1):
+            how = "reused" if outcome.reused else f"computed in {outcome.seconds:.1f} s"
+            log.info(
+                "node %d/%d %s (%s) %s %s",
+                done,
+                total,
+                outcome.stage,
+                outcome.component,
+                outcome.key[:12],
+                how if outcome.error is None else f"FAILED: {outcome.error}",
+            )
             if outcome.error is None:
                 event = StageFinished(
                     outcome.stage,
@@ -189,7 +225,8 @@ class Runner:
                 self.emit("unlearnbench_stage_finished", event=event)
             for i in rows_of.get(outcome.key, []):
                 error = None if outcome.error is None else f"StageFailed: {outcome.error}"
-                record = build_record(self.ctx, self.store, self.graph.rows[i], error)
+                plan = self.graph.rows[i]
+                record = build_record(self.ctx, self.store, plan, error, self.graph.ancestors(plan.evaluate))
                 self.results.put(record.to_dict())
                 self.emit("unlearnbench_result_ready", event=ResultReady(record.to_dict(), self.results.path))
                 yield record

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from unlearnbench.run.stages import evaluate, pooling, prune, references, train, unlearn, unprune
-from unlearnbench.run.stages.common import ModelArtifact, Output, StageFn
+from unlearnbench.run.stages.common import GuardError, ModelArtifact, Output, StageFn
 
 STAGES: dict[str, StageFn] = {
     **train.STAGES,
@@ -18,4 +18,4 @@ STAGES: dict[str, StageFn] = {
     **evaluate.STAGES,
 }
 
-__all__ = ["STAGES", "ModelArtifact", "Output", "StageFn"]
+__all__ = ["STAGES", "GuardError", "ModelArtifact", "Output", "StageFn"]

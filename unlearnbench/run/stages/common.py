@@ -36,6 +36,10 @@ class ModelArtifact:
     """JSON-ready values stored in the artifact's ``meta.json`` (e.g. ``epoch_log``)."""
 
 
+class GuardError(RuntimeError):
+    """A stage's output failed a check (non-finite weights); the message names the culprit."""
+
+
 Output = ModelArtifact | dict[str, Any]
 """A stage's output: a model artifact (saved as files) or a JSON-ready payload (saved in meta)."""
 StageFn = Callable[[RunContext, Node, Mapping[str, Output]], Output]
@@ -75,7 +79,7 @@ def train_dense(ctx: RunContext, node: Node) -> ModelArtifact:
     split = ctx.training_data(node.forget)
     val = ctx.data.val if len(ctx.data.val) else None
     ctx.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind, val=val)
-    return ModelArtifact("", state_of(model), None, 0.0, rewind)
+    return ModelArtifact("", checked(state_of(model), node, node.component), None, 0.0, rewind)
 
 
 def prune_task(ctx: RunContext, seed: int, sparsity: float, data: Any, rewind: Any) -> PruneTask:
@@ -99,8 +103,7 @@ def prune_dense(ctx: RunContext, node: Node, dense: ModelArtifact) -> ModelArtif
     data = ctx.training_data(node.forget)
     task = prune_task(ctx, node.seed, node.sparsity, data, dense.extra.get("rewind"))
     outcome = ctx.pruners[node.pruner].prune(model, task)
-    outcome.mask.apply_(outcome.model)
-    return ModelArtifact("", state_of(outcome.model), outcome.mask.to("cpu"), 0.0)
+    return enforce(outcome.model, outcome.mask, node, node.pruner)
 
 
 def unlearn_task(
@@ -141,11 +144,28 @@ def with_epoch_log(artifact: ModelArtifact, task: UnlearnTask) -> ModelArtifact:
     return replace(artifact, meta={**artifact.meta, "epoch_log": task.log.as_records()})
 
 
-def enforce(model: nn.Module, mask: Mask | None, who: str) -> ModelArtifact:
-    """Re-apply ``mask`` so pruned weights are exactly zero whatever the component did."""
+def checked(state: dict[str, torch.Tensor], node: Node, who: str) -> dict[str, torch.Tensor]:
+    """``state``, or :class:`GuardError` naming the stage, ``who`` and the non-finite tensors."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise GuardError(
+            f"{node.stage} ({who}) produced non-finite weights in {len(bad)} tensor"
+            f"{'s' if len(bad) != 1 else ''}: {shown}"
+        )
+    return state
+
+
+def enforce(model: nn.Module, mask: Mask | None, node: Node, who: str) -> ModelArtifact:
+    """The model as an artifact, its weights checked finite and re-masked so pruned weights are
+    exactly zero whatever ``who`` did; the pruned weights it left nonzero are counted in the
+    artifact's meta (``mask_violations``)."""
+    violations = 0
     if mask is not None:
-        fixed = mask.violations(model)
-        if fixed:
-            log.warning("%s left %d pruned weights nonzero; re-masked", who, sum(fixed.values()))
+        violations = sum(mask.violations(model).values())
+        if violations:
+            log.warning("%s (%s) left %d pruned weights nonzero; re-masked", node.stage, who, violations)
         mask.apply_(model)
-    return ModelArtifact("", state_of(model), None if mask is None else mask.to("cpu"), 0.0)
+    state = checked(state_of(model), node, who)
+    meta = {"mask_violations": violations} if mask is not None else {}
+    return ModelArtifact("", state, None if mask is None else mask.to("cpu"), 0.0, meta=meta)

@@ -19,7 +19,7 @@ from unlearnbench.data.images import ImageSplit
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Node
 from unlearnbench.run.pools import pool_outputs, shadow_membership, train_shadow_member
-from unlearnbench.run.stages.common import ModelArtifact, Output, model_of, state_of
+from unlearnbench.run.stages.common import ModelArtifact, Output, checked, model_of, state_of
 
 
 def _membership(node: Node) -> np.ndarray:
@@ -43,7 +43,7 @@ def shadow_member(ctx: RunContext, node: Node, parents: Mapping[str, Output]) ->
         recipe=ctx.protocol.pool_recipe or ctx.protocol.recipe,
         new_model=lambda seed: ctx.new_model_factory(seed)(),
     )
-    return ModelArtifact("", state_of(model), None, 0.0)
+    return ModelArtifact("", checked(state_of(model), node, node.component), None, 0.0)
 
 
 def pool(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:

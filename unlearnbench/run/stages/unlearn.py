@@ -23,7 +23,7 @@ def unlearn(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
     unlearner = ctx.unlearners[node.unlearner]
     model = ctx.load_model(node.seed, start.state)
     task = unlearn_task(ctx, node, start.mask, start, dense if start.mask is not None else None)
-    return with_epoch_log(enforce(unlearner.unlearn(model, task), start.mask, unlearner.name), task)
+    return with_epoch_log(enforce(unlearner.unlearn(model, task), start.mask, node, unlearner.name), task)
 
 
 STAGES = {"unlearn": unlearn}

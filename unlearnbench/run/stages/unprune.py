@@ -37,7 +37,8 @@ def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
         unlearn_task=unlearn_task(ctx, node, None, dense, None),
     )
     outcome = unpruner.unprune(task)
-    return with_epoch_log(enforce(outcome.model, outcome.mask, unpruner.name), task.unlearn_task)
+    who = f"{unpruner.name} with {node.unlearner}"
+    return with_epoch_log(enforce(outcome.model, outcome.mask, node, who), task.unlearn_task)
 
 
 STAGES = {"unprune": unprune}

@@ -1,0 +1,119 @@
+"""The results table ``unlearnbench run`` prints, and ``unlearnbench show OUT`` that prints it for a
+finished run. One table per (forget set, pruner, target sparsity), sized to fit 80 columns:
+labels and units from the records' ``metric_info`` (long labels abbreviated, with a legend) and
+the Gap column as the leaderboard computes it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from unlearnbench.errors import InvalidValueError, UnlearnbenchError
+from unlearnbench.report.leaderboard import Roles, row_gaps
+from unlearnbench.report.results import read_records
+
+WIDTH = 80
+LABEL_MAX = 8
+
+
+def abbreviate(label: str) -> str:
+    """``label`` if short, else its first word and the initials of the others (``MIA-Efficacy``
+    -> ``MIA-E``), cut to fit."""
+    if len(label) <= LABEL_MAX:
+        return label
+    first, *rest = re.split(r"[- ]", label)
+    return (first + "".join(f"-{w[:1]}" for w in rest if w))[: LABEL_MAX + 1]
+
+
+def _method(record: dict[str, Any]) -> str:
+    if not record["unprune"]:
+        return record["unlearner"]
+    return f"{record['unlearner']}+{record.get('unpruner') or 'UP'}"
+
+
+def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) -> list[Any]:
+    """Rich renderables: a table per setting, a legend of abbreviated labels, the failed rows."""
+    info: dict[str, Any] = {}
+    names: list[str] = []
+    for r in records:
+        info.update(r.get("metric_info") or {})
+        names += [n for n in r.get("metric_names") or [] if n not in names]
+    gaps = row_gaps([r for r in records if "row_id" in r and r.get("status") == "ok"], roles)
+    seeds = {r["seed"] for r in records}
+    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["forget_set"], r["pruner"], r["sparsity_target"]), []).append(r)
+    out: list[Any] = []
+    legend: dict[str, str] = {}
+    for (forget, pruner, target), rows in sorted(groups.items()):
+        ok = [r for r in rows if r["status"] == "ok"]
+        if not ok:
+            continue
+        table = Table(title=f"{forget} · {pruner} @ {target}", box=box.SIMPLE_HEAD, padding=(0, 1))
+        table.add_column("Method")
+        if len(seeds) > 1:
+            table.add_column("Seed", justify="right")
+        for name in names:
+            meta = info.get(name, {})
+            label = meta.get("label", name)
+            short = abbreviate(label)
+            if short != label:
+                legend[short] = label
+            unit = meta.get("unit") or ""
+            table.add_column(f"{short}\n{unit}" if unit else short, justify="right")
+        table.add_column("Gap", justify="right")
+        for r in ok:
+            cells = [_method(r)] + ([str(r["seed"])] if len(seeds) > 1 else [])
+            for name in names:
+                value = (r.get("metrics") or {}).get(name)
+                digits = 3 if info.get(name, {}).get("unit") == "min" else 2
+                cells.append("-" if value is None else f"{value:.{digits}f}")
+            gap = gaps.get(r.get("row_id", ""))
+            cells.append("-" if gap is None else f"{gap:.2f}")
+            table.add_row(*cells)
+        out.append(table)
+    notes = [f"{k} = {v}" for k, v in legend.items()]
+    if any(r["unprune"] for r in records):
+        notes.append("+NAME = un-pruned with that un-pruner (+UP: un-pruner not recorded)")
+    if notes:
+        out.append("; ".join(notes))
+    for r in records:
+        if r["status"] != "ok":
+            out.append(
+                f"[red]failed[/] {r['forget_set']} {r['pruner']} {_method(r)} seed {r['seed']}: {r['error']}"
+            )
+    return out
+
+
+def print_results(console: Console, records: list[dict[str, Any]], roles: Roles | None = None) -> None:
+    """Print the results tables, at most :data:`WIDTH` columns wide."""
+    width = min(console.width, WIDTH) if console.is_terminal else WIDTH
+    for part in results_tables(records, roles):
+        console.print(part, width=width, highlight=False)
+
+
+@click.command("show")
+@click.argument("out", type=click.Path(path_type=Path), default=Path("unlearnbench-out"))
+def show_command(out: Path) -> None:
+    """Print the results table of a finished run from OUT/results.jsonl."""
+    from unlearnbench.cli import make_registry, registry_roles
+
+    path = out / "results.jsonl" if out.is_dir() or not out.suffix else out
+    try:
+        if not path.is_file():
+            raise InvalidValueError(f"{path} not found; give the --out folder of a finished run")
+        records = read_records(path)
+    except UnlearnbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    console = Console()
+    print_results(console, records, registry_roles(make_registry()))
+    ok = sum(r["status"] == "ok" for r in records)
+    console.print(f"{len(records)} rows ({len(records) - ok} failed) · {path}", highlight=False)
