@@ -130,3 +130,39 @@ def test_records_hold_node_keys_and_provenance(finished: Any) -> None:
     for line in (out / "results.jsonl").read_text().splitlines():
         record = json.loads(line)
         assert record["node_keys"] and set(record["provenance"]) >= {"original", "evaluate"}
+
+
+def test_many_metrics_continue_in_further_tables_and_no_number_is_cut() -> None:
+    import io
+
+    from rich.console import Console
+
+    from unlearnbench.cli_show import print_results
+
+    names = [f"metric-number-{i}" for i in range(14)]
+    info = {n: {"label": f"Long-Label-{i}", "unit": "%", "gap": i < 2} for i, n in enumerate(names)}
+    records = [
+        {
+            **dict.fromkeys(("protocol", "protocol_hash", "dataset", "data_copy", "model"), "x"),
+            **{"protocol_version": 1, "forget_kind": "random", "forget_size": 1, "forget_sha256": "s"},
+            "row_id": f"r{u}",
+            "status": "ok",
+            "forget_set": "f",
+            "pruner": "omp",
+            "sparsity_target": 0.9,
+            "unlearner": u,
+            "unprune": False,
+            "seed": 0,
+            "metrics": {n: 100.0 * (i + 1) / 3 for i, n in enumerate(names)},
+            "metric_names": names,
+            "metric_info": info,
+        }
+        for u in ("retrain", "a-rather-long-unlearner-name")
+    ]
+    sink = io.StringIO()
+    print_results(Console(file=sink, width=200, force_terminal=False), records)
+    text = sink.getvalue()
+    assert "…" not in text and "(continued)" in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    for i in range(14):
+        assert f"{100.0 * (i + 1) / 3:.2f}" in text  # every value printed in full

@@ -1,7 +1,8 @@
 """The results table ``unlearnbench run`` prints, and ``unlearnbench show OUT`` that prints it for a
 finished run. One table per (forget set, pruner, target sparsity), sized to fit 80 columns:
 labels and units from the records' ``metric_info`` (long labels abbreviated, with a legend) and
-the Gap column as the leaderboard computes it."""
+the Gap column as the leaderboard computes it. When the metrics do not fit beside the method
+column, they continue in further tables that repeat it; numbers are never cut."""
 
 from __future__ import annotations
 
@@ -38,6 +39,28 @@ def _method(record: dict[str, Any]) -> str:
     return f"{record['unlearner']}+{record.get('unpruner') or 'UP'}"
 
 
+def _width(header: str, cells: list[str]) -> int:
+    return max([len(line) for line in header.split("\n")] + [len(c) for c in cells]) + 3
+
+
+def _chunks(
+    keys: list[tuple[str, list[str]]], columns: list[tuple[str, list[str]]]
+) -> list[list[tuple[str, list[str]]]]:
+    """``columns`` split into groups that fit :data:`WIDTH` beside the ``keys`` columns (which
+    every group repeats), so that no number is ever cut."""
+    room = WIDTH - sum(_width(h, c) for h, c in keys) - 4
+    chunks: list[list[tuple[str, list[str]]]] = [[]]
+    used = 0
+    for column in columns:
+        need = _width(*column)
+        if chunks[-1] and used + need > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(column)
+        used += need
+    return chunks
+
+
 def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) -> list[Any]:
     """Rich renderables: a table per setting, a legend of abbreviated labels, the failed rows."""
     info: dict[str, Any] = {}
@@ -56,10 +79,10 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
         ok = [r for r in rows if r["status"] == "ok"]
         if not ok:
             continue
-        table = Table(title=f"{forget} · {pruner} @ {target}", box=box.SIMPLE_HEAD, padding=(0, 1))
-        table.add_column("Method")
+        keys = [("Method", [_method(r) for r in ok])]
         if len(seeds) > 1:
-            table.add_column("Seed", justify="right")
+            keys.append(("Seed", [str(r["seed"]) for r in ok]))
+        columns = []
         for name in names:
             meta = info.get(name, {})
             label = meta.get("label", name)
@@ -67,18 +90,24 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
             if short != label:
                 legend[short] = label
             unit = meta.get("unit") or ""
-            table.add_column(f"{short}\n{unit}" if unit else short, justify="right")
-        table.add_column("Gap", justify="right")
-        for r in ok:
-            cells = [_method(r)] + ([str(r["seed"])] if len(seeds) > 1 else [])
-            for name in names:
-                value = (r.get("metrics") or {}).get(name)
-                digits = 3 if info.get(name, {}).get("unit") == "min" else 2
-                cells.append("-" if value is None else f"{value:.{digits}f}")
-            gap = gaps.get(r.get("row_id", ""))
-            cells.append("-" if gap is None else f"{gap:.2f}")
-            table.add_row(*cells)
-        out.append(table)
+            digits = 3 if unit == "min" else 2
+            values = [(r.get("metrics") or {}).get(name) for r in ok]
+            cells = ["-" if v is None else f"{v:.{digits}f}" for v in values]
+            columns.append((f"{short}\n{unit}" if unit else short, cells))
+        row_gap = [gaps.get(r.get("row_id", "")) for r in ok]
+        columns.append(("Gap", ["-" if g is None else f"{g:.2f}" for g in row_gap]))
+        title = f"{forget} · {pruner} @ {target}"
+        for number, chunk in enumerate(_chunks(keys, columns)):
+            table = Table(
+                title=title if number == 0 else f"{title} (continued)", box=box.SIMPLE_HEAD, padding=(0, 1)
+            )
+            for header, _ in keys:
+                table.add_column(header, no_wrap=True)
+            for header, _ in chunk:
+                table.add_column(header, justify="right", no_wrap=True)
+            for i in range(len(ok)):
+                table.add_row(*[cells[i] for _, cells in keys], *[cells[i] for _, cells in chunk])
+            out.append(table)
     notes = [f"{k} = {v}" for k, v in legend.items()]
     if any(r["unprune"] for r in records):
         notes.append("+NAME = un-pruned with that un-pruner (+UP: un-pruner not recorded)")
