@@ -5,8 +5,9 @@ Reads the protocol (``plugins/unlearnbench_protocols/cifar10-airbench.toml`` unl
 dataset plugin and hold-out, and in one process:
 
 1. times ``--ratio-steps`` training steps of the protocol's model and batch size with the engine
-   in fp32 and under bf16 autocast (after 2 untimed steps each, same batches) and prints both
-   images/s and their ratio (bf16 only where the device supports it natively);
+   in fp32 and under bf16 autocast, both channels-last, and under bf16 in contiguous (NCHW)
+   format (after 2 untimed steps each, same batches) and prints the images/s, the bf16/fp32 and
+   the channels_last/contiguous ratios (bf16 only where the device supports it natively);
 2. trains the original model exactly as the pipeline does (``Engine.fit`` on the 45,000-image
    pool with the protocol's recipe and precision) and prints its test accuracy (fp32
    evaluation, no TTA), wall time and training images/s.
@@ -125,14 +126,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"before: {load_text()}")
     if args.ratio_steps > 0:
         rates = {}
-        for name, bf16 in (("fp32", False), ("bf16", True)):
-            engine = Engine(device, splits.mean, splits.std, bf16=bf16)
+        for name, bf16, channels_last in (
+            ("fp32", False, True),
+            ("bf16", True, True),
+            ("bf16 contiguous", True, False),
+        ):
+            engine = Engine(device, splits.mean, splits.std, bf16=bf16, channels_last=channels_last)
             rates[name] = step_rate(
                 engine, engine.prepare(fresh()), pool, recipe, args.ratio_steps, args.seed
             )
         print(
-            f"step throughput, batch {recipe.batch_size}: fp32 {rates['fp32']:,.0f} img/s, "
+            f"step throughput, batch {recipe.batch_size}, channels_last: fp32 {rates['fp32']:,.0f} img/s, "
             f"bf16 autocast {rates['bf16']:,.0f} img/s, bf16/fp32 ratio {rates['bf16'] / rates['fp32']:.2f}x"
+        )
+        print(
+            f"bf16 contiguous (NCHW) {rates['bf16 contiguous']:,.0f} img/s: "
+            f"channels_last/contiguous ratio {rates['bf16'] / rates['bf16 contiguous']:.2f}x"
         )
     if args.no_train:
         return 0

@@ -230,3 +230,21 @@ def test_airbench_whitening_decorrelates_patches_and_keeps_pruned_zeros() -> Non
     restored = airbench()
     restored.load_state_dict(model.state_dict())
     assert bool(restored.whiten.initialised) and torch.equal(restored.whiten.weight, before)
+
+
+def test_airbench_batchnorm_has_a_frozen_unit_scale_and_airbench_momentum() -> None:
+    model = airbench()
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 6
+    assert all(not n.weight.requires_grad and n.bias.requires_grad for n in norms)
+    assert all(n.momentum == pytest.approx(0.4) and n.eps == 1e-12 for n in norms)
+    model.train()(torch.rand(8, 3, 32, 32))
+    assert all(bool((n.weight == 1).all()) for n in norms)
+    trainable = airbench(bn_train_scale=True, bn_momentum=0.9)
+    assert all(
+        n.weight.requires_grad and n.momentum == pytest.approx(0.1)
+        for n in trainable.modules()
+        if isinstance(n, nn.BatchNorm2d)
+    )
+    with pytest.raises(InvalidValueError):
+        airbench(bn_momentum=1.0)

@@ -67,15 +67,30 @@ def dirac_conv(cin: int, cout: int) -> nn.Conv2d:
     return conv
 
 
+@dataclass(frozen=True)
+class NormSpec:
+    """BatchNorm settings: ``momentum`` in airbench's convention (the weight of the old running
+    statistic; PyTorch's momentum is ``1 - momentum``), ``eps``, and whether the scale trains."""
+
+    momentum: float = 0.6
+    eps: float = 1e-12
+    train_scale: bool = False
+
+    def make(self, channels: int) -> nn.BatchNorm2d:
+        norm = nn.BatchNorm2d(channels, eps=self.eps, momentum=1.0 - self.momentum)
+        norm.weight.requires_grad_(self.train_scale)
+        return norm
+
+
 class ConvGroup(nn.Module):
     """conv1 -> 2x2 max-pool -> bn1 -> GELU -> conv2 -> bn2 -> GELU."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, norm: NormSpec) -> None:
         super().__init__()
         self.conv1 = dirac_conv(cin, cout)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = norm.make(cout)
         self.conv2 = dirac_conv(cout, cout)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = norm.make(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.bn1(F.max_pool2d(self.conv1(x), 2)))
@@ -86,14 +101,21 @@ class AirbenchNet(nn.Module):
     """Whitening conv, three conv groups of ``widths`` and a scaled bias-free linear head."""
 
     def __init__(
-        self, widths: tuple[int, int, int], *, num_classes: int, in_channels: int, logit_scale: float
+        self,
+        widths: tuple[int, int, int],
+        *,
+        num_classes: int,
+        in_channels: int,
+        logit_scale: float,
+        norm: NormSpec | None = None,
     ) -> None:
         super().__init__()
+        norm = norm or NormSpec()
         self.whiten = PatchWhitening(in_channels)
         cin = self.whiten.out_channels
-        self.block1 = ConvGroup(cin, widths[0])
-        self.block2 = ConvGroup(widths[0], widths[1])
-        self.block3 = ConvGroup(widths[1], widths[2])
+        self.block1 = ConvGroup(cin, widths[0], norm)
+        self.block2 = ConvGroup(widths[0], widths[1], norm)
+        self.block3 = ConvGroup(widths[1], widths[2], norm)
         self.fc = nn.Linear(widths[2], num_classes, bias=False)
         self.logit_scale = logit_scale
 
@@ -111,16 +133,19 @@ class Airbench(ModelPlugin):
     global max-pool (airbench's 3x3 max-pool on the 3x3 map).
 
     Kept from airbench94: the frozen data-dependent whitening conv with a trainable bias and
-    +/- eigenvector filters, partial dirac init, GELU, pool-before-BN groups, a bias-free head
-    scaled by 1/9. Deviations: the whitening comes from the first training batch (not 5,000
-    fixed images) and its bias is never frozen; BatchNorm keeps PyTorch's learnable weight and
-    momentum 0.1 (airbench freezes the weight, uses momentum 0.6 and a 64x lr on the biases); the
-    training recipe (lookahead, alternating flip, multi-crop TTA) is not part of the model and
-    no TTA is used. Every 3x3 conv and the whitening conv are ``conv``-scope prunable.
+    +/- eigenvector filters (eps 5e-4), partial dirac init, GELU, pool-before-BN groups,
+    BatchNorm with a frozen unit scale, trainable bias, eps 1e-12 and running-statistics
+    momentum 0.6 (airbench's convention: ``bn_momentum``; ``bn_train_scale`` makes the scale
+    trainable), a bias-free head scaled by 1/9. Deviations: the whitening comes from the
+    (centred) covariance of the first training batch, not the uncentred covariance of 5,000 fixed
+    images, and its bias is never frozen (airbench stops training it after 3 epochs). The
+    training tricks (64x lr on BN biases, lookahead, alternating flip) are recipe options
+    (:mod:`unlearnbench.training.fast_training`); no TTA is used. Every 3x3 conv and the
+    whitening conv are ``conv``-scope prunable.
     """
 
     name = "airbench"
-    version = 1
+    version = 2
 
     @dataclass(frozen=True)
     class Params:
@@ -128,6 +153,8 @@ class Airbench(ModelPlugin):
         width2: int = 256
         width3: int = 256
         logit_scale: float = 1.0 / 9.0
+        bn_momentum: float = 0.6
+        bn_train_scale: bool = False
 
     def build(self, *, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
         widths = (self.params.width1, self.params.width2, self.params.width3)
@@ -137,6 +164,13 @@ class Airbench(ModelPlugin):
             raise InvalidValueError(
                 f"model 'airbench' needs images of at least 16x16, got {image_size}x{image_size}"
             )
+        if not 0 <= self.params.bn_momentum < 1:
+            raise InvalidValueError(f"airbench bn_momentum must be in [0, 1), got {self.params.bn_momentum}")
+        norm = NormSpec(momentum=self.params.bn_momentum, train_scale=self.params.bn_train_scale)
         return AirbenchNet(
-            widths, num_classes=num_classes, in_channels=in_channels, logit_scale=self.params.logit_scale
+            widths,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            logit_scale=self.params.logit_scale,
+            norm=norm,
         )

@@ -1,7 +1,8 @@
 """The training engine every stage that trains shares: GPU-resident data, on-device
 augmentation, SGD (with momentum) or Adam, step/cosine/one-cycle schedules, bf16 autocast for
-training (on CUDA, and on CPUs with native bf16), channels_last on CUDA, fp32 evaluation, and
-masks that keep pruned weights exactly zero.
+training (on CUDA, and on CPUs with native bf16), channels_last wherever bf16 trains, fp32
+evaluation, masks that keep pruned weights exactly zero, and the fast-training options of
+:mod:`unlearnbench.training.fast_training`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from unlearnbench.data.augment import normalize, random_crop, random_flip
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.progress import NullProgress, ProgressSink
+from unlearnbench.training.fast_training import Lookahead, epoch_flips, param_groups
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.recipe import TrainRecipe, lr_factor
 
@@ -43,8 +45,10 @@ class Engine:
 
     Splits given to it should already live on ``device`` (the pipeline moves each dataset there
     once); ``mean``/``std`` normalise uint8 images inside every batch. ``bf16``: train under bf16
-    autocast (None: wherever :func:`bf16_supported`). Evaluation (:meth:`logits`) always runs in
-    fp32, so metrics do not depend on the training precision.
+    autocast (None: wherever :func:`bf16_supported`). ``channels_last``: models and batches in
+    channels-last memory format (None: on CUDA and wherever ``bf16``; oneDNN's bf16 and fp32
+    convolutions are faster in it, see ``benchmarks/cifar10_airbench.py``). Evaluation
+    (:meth:`logits`) always runs in fp32, so metrics do not depend on the training precision.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class Engine:
         progress: ProgressSink | None = None,
         eval_batch_size: int = 1024,
         bf16: bool | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.mean = torch.tensor(mean, device=self.device)
@@ -64,13 +69,14 @@ class Engine:
         self.eval_batch_size = eval_batch_size
         self.cuda = self.device.type == "cuda"
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
+        self.channels_last = (self.cuda or self.bf16) if channels_last is None else channels_last
         if self.cuda:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its kernels
 
     # --- model placement ---------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device)
-        if self.cuda:
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
 
@@ -92,8 +98,11 @@ class Engine:
         augment: bool = False,
         padding: int = 4,
         shuffle: bool = True,
+        flips: torch.Tensor | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Normalised float batches ``(x, y)`` of ``split`` on the device."""
+        """Normalised float batches ``(x, y)`` of ``split`` on the device. ``flips``: with
+        ``augment``, mirror exactly the images marked True (one bool per image of ``split``)
+        instead of a random half."""
         split = split.to(self.device)
         n = len(split)
         if shuffle:
@@ -104,9 +113,13 @@ class Engine:
             index = order[start : start + batch_size]
             images = split.images[index]
             if augment:
-                images = random_flip(random_crop(images, padding, generator), generator)
+                images = random_crop(images, padding, generator)
+                if flips is None:
+                    images = random_flip(images, generator)
+                else:
+                    images = torch.where(flips[index, None, None, None], images.flip(-1), images)
             x = normalize(images, self.mean, self.std, torch.float32)
-            if self.cuda:
+            if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, split.labels[index]
 
@@ -117,13 +130,14 @@ class Engine:
     def optimizer(self, model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
         if recipe.optimizer == "adam":
             return torch.optim.Adam(
-                model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=self.cuda or None
+                [p for p in model.parameters() if p.requires_grad],
+                lr=recipe.lr,
+                weight_decay=recipe.weight_decay,
+                fused=self.cuda or None,
             )
         return torch.optim.SGD(
-            model.parameters(),
-            lr=recipe.lr,
+            param_groups(model, recipe),
             momentum=recipe.momentum,
-            weight_decay=recipe.weight_decay,
             nesterov=recipe.nesterov and recipe.momentum > 0,
             fused=self.cuda or None,  # one fused kernel for the update on CUDA
         )
@@ -151,10 +165,16 @@ class Engine:
         if len(split) == 0:
             raise ValueError(f"cannot {description} on an empty split")
         generator = self.generator(seed)
+        flips = epoch_flips(recipe, len(split), generator, self.device)
 
-        def epoch_batches(_: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        def epoch_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
             return self.batches(
-                split, recipe.batch_size, generator, augment=recipe.augment, padding=recipe.crop_padding
+                split,
+                recipe.batch_size,
+                generator,
+                augment=recipe.augment,
+                padding=recipe.crop_padding,
+                flips=flips(start_epoch + epoch),
             )
 
         self.fit_batches(
@@ -207,7 +227,9 @@ class Engine:
         if mask is not None:
             mask.apply_(model)
         optimizer = self.optimizer(model, recipe)
+        lookahead = Lookahead.for_recipe(model, recipe, recipe.epochs * steps_per_epoch)
         model.train()
+        step = 0
         select = recipe.keep_best and val is not None and len(val) > 0
         if recipe.keep_best and not select:
             log.warning("%s: keep_best needs a validation split; keeping the last epoch", description)
@@ -218,7 +240,7 @@ class Engine:
                 position = (start_epoch + epoch) * steps_per_epoch + min(i, steps_per_epoch - 1)
                 factor = lr_factor(recipe, position, steps_per_epoch)
                 for group in optimizer.param_groups:
-                    group["lr"] = recipe.lr * factor
+                    group["lr"] = group.get("base_lr", recipe.lr) * factor
                 with self._autocast():
                     loss = loss_fn(model, *batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -234,9 +256,14 @@ class Engine:
                         param.masked_fill_(drop, 0.0)
                 if after_step is not None:
                     after_step(model, optimizer)
+                step += 1
+                if lookahead is not None:
+                    lookahead.after_step(model, step)
             last = float(loss.detach())
             if not math.isfinite(last):
                 log.warning("%s: loss is %s after epoch %d", description, last, epoch + 1)
+            if lookahead is not None and epoch == recipe.epochs - 1:
+                lookahead.finish(model)
             self.progress.advance(task)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, model)

@@ -11,6 +11,7 @@ from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 OPTIMIZERS = ("sgd", "adam")
 MILESTONE_UNITS = ("fraction", "epoch")
+FLIPS = ("random", "alternate")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,13 @@ class TrainRecipe:
     rewinding pruners. ``keep_best``: when the run is given a validation split, end with the
     weights of the epoch with the best validation accuracy (the reference's ``model_SA_best``
     checkpoint) instead of the last epoch's.
+
+    Fast-training options (Jordan 2024's airbench, see :mod:`unlearnbench.training.fast_training`;
+    SGD only): ``bias_lr_scale`` multiplies the rate of normalisation-layer biases (their weight
+    decay is divided by it); ``lookahead_every`` > 0 keeps a lookahead EMA of the weights updated
+    every that many steps at per-step rate ``lookahead_rate`` and ends on it; ``flip="alternate"``
+    flips a fixed random half of the images in even epochs and the other half in odd ones
+    (``"random"``: each image with probability 1/2 every epoch).
     """
 
     epochs: int = 182
@@ -44,6 +52,10 @@ class TrainRecipe:
     optimizer: str = "sgd"
     milestone_unit: str = "fraction"
     keep_best: bool = False
+    bias_lr_scale: float = 1.0
+    lookahead_every: int = 0
+    lookahead_rate: float = 0.95
+    flip: str = "random"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -52,7 +64,9 @@ class TrainRecipe:
             raise UnknownChoiceError("optimizer", self.optimizer, OPTIMIZERS)
         if self.milestone_unit not in MILESTONE_UNITS:
             raise UnknownChoiceError("milestone unit", self.milestone_unit, MILESTONE_UNITS)
-        for name in ("epochs", "rewind_epoch", "warmup_epochs", "crop_padding"):
+        if self.flip not in FLIPS:
+            raise UnknownChoiceError("flip mode", self.flip, FLIPS)
+        for name in ("epochs", "rewind_epoch", "warmup_epochs", "crop_padding", "lookahead_every"):
             if getattr(self, name) < 0:
                 raise InvalidValueError(f"recipe {name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size < 1:
@@ -60,6 +74,11 @@ class TrainRecipe:
         if self.lr < 0 or self.weight_decay < 0:
             raise InvalidValueError(
                 f"recipe lr and weight_decay must be >= 0, got {self.lr}, {self.weight_decay}"
+            )
+        if self.bias_lr_scale <= 0 or not 0 <= self.lookahead_rate <= 1:
+            raise InvalidValueError(
+                f"recipe bias_lr_scale must be > 0 and lookahead_rate in [0, 1], "
+                f"got {self.bias_lr_scale}, {self.lookahead_rate}"
             )
 
 

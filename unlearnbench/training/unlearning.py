@@ -72,9 +72,18 @@ class UnlearnBudget:
 def unlearning_recipe(base: TrainRecipe, epochs: int, lr: float) -> TrainRecipe:
     """The reference's unlearning optimiser (SGD momentum 0.9, wd 5e-4, constant rate) keeping
     ``base``'s batch size and augmentation; for fine-tuning stages that are not unlearners
-    (un-pruning's fine-tune). Unlearners use their own :class:`UnlearnBudget`."""
+    (un-pruning's fine-tune; without ``base``'s bias rate scale and lookahead). Unlearners use
+    their own :class:`UnlearnBudget`."""
     return dataclasses.replace(
-        base, epochs=epochs, lr=lr, momentum=0.9, weight_decay=5e-4, schedule="constant", warmup_epochs=0
+        base,
+        epochs=epochs,
+        lr=lr,
+        momentum=0.9,
+        weight_decay=5e-4,
+        schedule="constant",
+        warmup_epochs=0,
+        bias_lr_scale=1.0,
+        lookahead_every=0,
     )
 
 
