@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from unlearnbench.registry import host as plugin_manager
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Metric, Unlearner, UnlearnTask
 from unlearnbench.registry.events import StageFinished
-from unlearnbench.registry.host import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
+from unlearnbench.registry.host import create_host
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import read_records
 from unlearnbench.run.evaluation import EvalContext
@@ -71,16 +71,7 @@ SCHEMA_FIELDS = (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread_and_plugins() -> Iterator[None]:
-    """One CPU thread (shared machine, repeatable numbers) and the installed plugins autoloaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
-        mp.delenv(ONLY_PLUGINS_ENV, raising=False)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_plugins")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ curves; a tiny sweep writes its table and plots)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from unlearnbench.cli import cli
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.catalog import Registry
-from unlearnbench.registry.host import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
+from unlearnbench.registry.host import create_host
 from unlearnbench.run.artifacts import ArtifactStore, artifact_key
 from unlearnbench.run.pipeline import Pipeline, RunSettings
 from unlearnbench.run.plan import GOLD_SEED_OFFSET, REFERENCE_BUILDERS, Planner
@@ -40,15 +39,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread_and_plugins() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
-        mp.delenv(ONLY_PLUGINS_ENV, raising=False)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_plugins")
 
 
 @dataclass

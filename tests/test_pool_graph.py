@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run_graph import PROTOCOL, one_thread_and_plugins, planned, ray_session, recorder  # noqa: F401
+from test_run_graph import PROTOCOL, planned, ray_session, recorder  # noqa: F401
 
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError
@@ -24,6 +24,8 @@ from unlearnbench.run.pipeline import Pipeline, RunSettings
 from unlearnbench.run.pool_plan import pool_only
 
 POOL_METRICS = ["eps-score", "klom", "u-lira"]
+
+pytestmark = pytest.mark.usefixtures("one_thread_and_plugins")
 
 
 def pool_recipe(epochs: int) -> Callable[[Any], Any]:

@@ -20,7 +20,7 @@ from unlearnbench import hookimpl
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.events import EpochLogged, StageFinished
-from unlearnbench.registry.host import DISABLE_AUTOLOAD_ENV, ONLY_PLUGINS_ENV, create_host
+from unlearnbench.registry.host import create_host
 from unlearnbench.run.pipeline import Pipeline, RunSettings
 from unlearnbench.run.plan import ComponentInfo, PlanInputs, plan
 
@@ -29,15 +29,7 @@ PROTOCOL = "digits-quickstart"
 TINY = [("data.limit", 120), ("train.epochs", 2), ("unlearn.params.ft.epochs", 1), ("unprune.modes", [False])]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread_and_plugins() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
-        mp.delenv(ONLY_PLUGINS_ENV, raising=False)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_plugins")
 
 
 def recorder(events: list[StageFinished]) -> types.ModuleType:
