@@ -34,7 +34,7 @@ def _cases(tmp: Path) -> dict[str, Case]:
             ["run", "--unlearner", "ft", "--unlearner", "ft"], "unlearn.unlearners selects ft more"
         ),
         "sparsity twice": Case(["run", "--sparsity", "0.5,0.5"], "prune.sparsities selects 0.5 more"),
-        "zero threads": Case(["run", "--threads", "0"], "--threads"),
+        "zero threads": Case(["run", "--threads", "0"], "error: --threads 0 must be an integer >= 1"),
         "leaderboard random bytes": Case(["leaderboard", str(tmp / "random.jsonl")], "is not text"),
         "leaderboard wrong schema": Case(
             ["leaderboard", str(tmp / "other.jsonl")], "not an unlearnbench result"

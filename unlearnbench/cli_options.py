@@ -160,7 +160,7 @@ def run_options(command: Any) -> Any:
         ),
         click.option(
             "--threads",
-            type=click.IntRange(min=1),
+            type=int,
             help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
         ),
         click.option(
@@ -218,6 +218,8 @@ def load_run(
         )
     if writes:
         check_output_dir(options["out"])
+    if options["threads"] is not None and options["threads"] < 1:
+        raise InvalidValueError(f"--threads {options['threads']} must be an integer >= 1")
     if options["threads"] is not None:
         import torch
 
