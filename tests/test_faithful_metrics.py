@@ -6,7 +6,6 @@ and rewinding pruners advance the LR schedule by the rewind epoch."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +29,7 @@ from unlearnbench.training.pruning import scope_parameter_names
 RECIPE = TrainRecipe(epochs=3, batch_size=64, lr=0.05, schedule="cosine", augment=False, rewind_epoch=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @dataclass
