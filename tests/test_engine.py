@@ -82,6 +82,10 @@ def test_batches_cover_every_example_once_per_epoch() -> None:
         ("cosine", 50, 0.5),
         ("onecycle", 19, 1.0),
         ("onecycle", 60, 0.5),
+        ("triangle", 0, 0.2),
+        ("triangle", 23, 1.0),
+        ("triangle", 100, 0.07),
+        ("triangle", 500, 0.07),
     ],
 )
 def test_lr_schedules(schedule: str, step: int, expected: float) -> None:

@@ -18,6 +18,7 @@ from unlearnbench_unlearners.finetune import FineTune
 
 from unlearnbench import hookimpl
 from unlearnbench.config.protocol import load_protocol
+from unlearnbench.errors import UnknownChoiceError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.events import EpochLogged, StageFinished
 from unlearnbench.registry.host import create_host
@@ -116,6 +117,17 @@ def test_references_are_planned_only_when_a_metric_needs_them() -> None:
     assert stages(topology)["retain-topology"] == 2  # one per forget set
     dense = planned([("evaluate.metrics", ["mask-iou"]), ("prune.sparsities", [0.0])])
     assert stages(dense)["prune"] == stages(dense)["retain-dense"] == stages(dense)["unprune"] == 0
+
+
+def test_unprune_skip_drops_only_the_named_unlearners_un_prune_rows() -> None:
+    base = [("unlearn.unlearners", ["retrain", "ft", "ga"]), ("unprune.modes", [False, True])]
+    every = {(r.row.unlearner, r.row.unprune) for r in planned(base).rows}
+    assert ("retrain", True) in every and ("ft", True) in every
+    skipped = planned([*base, ("unprune.skip", ["retrain"])])
+    rows = {(r.row.unlearner, r.row.unprune) for r in skipped.rows}
+    assert rows == every - {("retrain", True)}
+    with pytest.raises(UnknownChoiceError, match=r"'scrub'.*valid choices: ft, ga, retrain"):
+        planned([*base, ("unprune.skip", ["scrub"])])
 
 
 def test_a_failed_node_takes_down_its_dependents_only() -> None:

@@ -29,6 +29,7 @@ from unlearnbench_unlearners.per_sample import (
     per_sample_grads_vmap,
 )
 from unlearnbench_unlearners.random_label import RandomLabel
+from unlearnbench_unlearners.retrain import Retrain
 from unlearnbench_unlearners.salun import SalUn
 from unlearnbench_unlearners.scrub import Scrub, distill_kl
 
@@ -377,3 +378,19 @@ def test_every_unlearner_keeps_pruned_weights_exactly_zero(world: World, cls: ty
     for name, keep in world.mask.tensors.items():
         assert int((found[name].detach()[~keep] != 0).sum()) == 0, f"{cls.name}: {name}"
     assert all(torch.isfinite(p).all() for p in out.parameters())
+
+
+# --------------------------------------------------------------------------------------------
+# Retrain
+# --------------------------------------------------------------------------------------------
+def test_retrain_with_the_protocol_recipe_is_the_protocols_training_on_the_retain_set(world: World) -> None:
+    recipe = dataclasses.replace(world.recipe, epochs=2)
+    task = dataclasses.replace(world.task(world.mask), recipe=recipe)
+    expected = world.engine.prepare(new_model())
+    world.engine.fit(expected, world.retain, recipe, seed=SEED, mask=world.mask)
+    same = Retrain(Retrain.Params(protocol_recipe=True)).unlearn(world.pruned, task)
+    own = Retrain(Retrain.Params(epochs=2, lr=0.01)).unlearn(world.pruned, task)
+    for name, value in weights(expected).items():
+        assert torch.equal(weights(same)[name], value), name
+    assert any(not torch.equal(weights(own)[n], v) for n, v in weights(expected).items())
+    assert sum(world.mask.violations(same).values()) == 0

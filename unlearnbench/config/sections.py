@@ -93,11 +93,14 @@ class UnlearnSection:
 @dataclass(frozen=True)
 class UnpruneSection:
     """``unpruners`` selects the un-pruners; each gives its own un-prune rows (the old single
-    ``unpruner`` key is read as a one-element ``unpruners``)."""
+    ``unpruner`` key is read as a one-element ``unpruners``). ``skip`` names unlearners that get
+    no un-prune rows (e.g. ``retrain``: re-pruning its D_r-trained dense weights repeats the gold
+    topology's computation)."""
 
     unpruners: tuple[str, ...] = ("reprune",)
     modes: tuple[bool, ...] = (False, True)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

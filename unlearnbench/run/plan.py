@@ -193,9 +193,8 @@ class Planner:
         parents = [("start", start)] + ([("dense", dense)] if start != dense else [])
         fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
         unlearner = self.inputs.component("unlearner", row.unlearner)
-        cost = int(unlearner.params.get("epochs") or self.protocol.recipe.epochs) * self._retain_size(
-            row.forget
-        )
+        own = None if unlearner.params.get("protocol_recipe") else unlearner.params.get("epochs")
+        cost = int(own or self.protocol.recipe.epochs) * self._retain_size(row.forget)
         if not row.unprune:
             return self.node(
                 "unlearn", unlearner, inputs, parents=parents, unlearner=row.unlearner, cost=cost, **fields
@@ -238,9 +237,10 @@ class Planner:
 
     def _method_rows(self, row: Row) -> list[Row]:
         """``row``'s plain row and one un-prune row per un-pruner, as the modes select (a dense
-        model has nothing to un-prune)."""
-        out = [row] if False in self.protocol.unprune.modes else []
-        if True in self.protocol.unprune.modes and row.sparsity > 0.0:
+        model has nothing to un-prune; unlearners in ``unprune.skip`` get none)."""
+        unprune = self.protocol.unprune
+        out = [row] if False in unprune.modes else []
+        if True in unprune.modes and row.sparsity > 0.0 and row.unlearner not in unprune.skip:
             out += [replace(row, unprune=True, unpruner=u) for u in self.protocol.unprune.unpruners]
         return out
 

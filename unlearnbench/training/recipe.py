@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "triangle")
+TRIANGLE = (0.2, 0.23, 0.07)
+"""airbench94's ``triangle(start=0.2, peak=0.23, end=0.07)``: the multiplier at the first step, the
+fraction of the run at which it reaches 1, and its value at the last step."""
 OPTIMIZERS = ("sgd", "adam")
 MILESTONE_UNITS = ("fraction", "epoch")
 FLIPS = ("random", "alternate")
@@ -84,7 +87,11 @@ class TrainRecipe:
 
 def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
     """The multiplier on ``recipe.lr`` at optimizer step ``step`` (0-based; steps past the end
-    of the schedule get its final value, 0 for ``cosine`` and ``onecycle``)."""
+    of the schedule get its final value, 0 for ``cosine`` and ``onecycle``, 0.07 for ``triangle``).
+
+    ``onecycle``: 0 -> 1 at 20% of the steps -> 0. ``triangle``: airbench94's piecewise-linear
+    schedule (Jordan 2024, ``airbench94.py``'s ``triangle``): 0.2 -> 1 at 23% -> 0.07, see
+    :data:`TRIANGLE`."""
     total = max(1, recipe.epochs * steps_per_epoch)
     epoch_position = step / max(1, steps_per_epoch)
     warm = recipe.warmup_epochs * steps_per_epoch
@@ -100,6 +107,14 @@ def lr_factor(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
     elif recipe.schedule == "onecycle":
         peak = max(1, int(0.2 * total))
         factor = (step + 1) / peak if step < peak else max(0.0, (total - step) / max(1, total - peak))
+    elif recipe.schedule == "triangle":
+        start, top, end = TRIANGLE
+        peak = top * total
+        at = min(step, total)
+        if at < peak:
+            factor = start + (1.0 - start) * at / peak
+        else:
+            factor = 1.0 + (end - 1.0) * (at - peak) / max(1e-9, total - peak)
     else:
         raise ValueError(f"unknown schedule {recipe.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
     return factor * warmup

@@ -37,7 +37,7 @@ class UnlearnBudget:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: Literal["constant", "step", "cosine", "onecycle"] = "step"
+    schedule: Literal["constant", "step", "cosine", "onecycle", "triangle"] = "step"
     milestones: tuple[float, ...] = (91, 136)
     milestone_unit: Literal["fraction", "epoch"] = "epoch"
     lr_decay: float = 0.1
