@@ -19,7 +19,7 @@ from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.run.artifacts import ArtifactStore, artifact_key
 from unlearnbench.run.pipeline import Pipeline, RunSettings
-from unlearnbench.run.plan import GOLD_SEED_OFFSET, REFERENCE_BUILDERS, Planner
+from unlearnbench.run.plan import GOLD_BASELINE_SEED, REFERENCE_BUILDERS, Planner
 from unlearnbench.run.records import ROW_ID_FIELDS
 from unlearnbench.run.runner import read_output
 from unlearnbench.run.stages.common import ModelArtifact, prune_task
@@ -108,7 +108,7 @@ def test_the_seed_baseline_is_below_one_and_the_gold_row_is_its_own_reference(ru
     planner = Planner(ctx.protocol, ctx.plan_inputs())
     row = run.pipeline.graph.rows[0].row
     seeded = REFERENCE_BUILDERS["gold_seed"](planner, row)
-    assert seeded is not None and run.pipeline.graph.nodes[seeded].seed == row.seed + GOLD_SEED_OFFSET
+    assert seeded is not None and run.pipeline.graph.nodes[seeded].seed == GOLD_BASELINE_SEED != row.seed
 
 
 def test_each_unpruner_gets_its_own_row_and_plain_rows_keep_their_row_id(run: Run) -> None:

@@ -131,11 +131,13 @@ class _BaselineIoU(Metric):
 
 class SeedBaselineIoU(_BaselineIoU):
     """The seed baseline of the gold IoU (``unpruning.md`` §4, baseline (b)): IoU(gold at the
-    row's seed, gold at seed + ``GOLD_SEED_OFFSET``), two runs of "train on D_r, prune on D_r"
-    that differ only in the seed. An un-prune row's IoU-gold near this value is within seed
-    noise."""
+    row's seed, gold at the fixed seed ``GOLD_BASELINE_SEED`` = 10,000 shared by all rows), two
+    runs of "train on D_r, prune on D_r" that differ only in the seed. An un-prune row's IoU-gold
+    near this value is within seed noise. Version 2: the second gold is at the fixed seed (one
+    extra gold per setting); version 1 used seed + 10,000 (one per row seed)."""
 
     name = "seed-baseline-iou"
+    version = 2
     label = "IoU-seed-baseline"
     needs = (GOLD, GOLD_SEED)
 

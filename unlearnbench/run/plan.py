@@ -16,9 +16,10 @@ pruner's own rewind-and-retrain step, the step the original got: ``recipe.epochs
 protocol's training recipe under the mask from the rewind-epoch weights (from the initialisation
 for at-init pruners; none for a pruner set to ``retrain = false``, as for the original). So
 ``gold`` is the ``retain-topology`` node itself, and gold's mask is the pruner's mask of the
-D_r-trained weights. ``gold_seed`` is the same at seed ``seed + GOLD_SEED_OFFSET`` (the seed
-baseline). References named in :data:`REFERENCE_ROWS` also get a row of their own in the tables
-whenever they are planned, with ``reference`` set to their name.
+D_r-trained weights. ``gold_seed`` is the same at the fixed seed ``GOLD_BASELINE_SEED`` (the
+seed baseline), shared by every row and seed: one extra gold per forget set, pruner and
+sparsity, whatever the number of seeds. References named in :data:`REFERENCE_ROWS` also get a
+row of their own in the tables whenever they are planned, with ``reference`` set to their name.
 
 Adding a reference kind (e.g. a pool of N retrained models):
 
@@ -57,8 +58,9 @@ GOLD = "gold"
 """The gold reference of un-pruning: the original's procedure run on the retain set."""
 UNPRUNE_GAP_REFERENCE = GOLD
 """The reference un-prune rows' Gap-gold column compares with (beside Gap, to retrain)."""
-GOLD_SEED_OFFSET = 10_000
-"""``gold_seed`` (the seed baseline) is gold at seed ``seed + GOLD_SEED_OFFSET``."""
+GOLD_BASELINE_SEED = 10_000
+"""``gold_seed`` (the seed baseline) is gold at this seed for every row: IoU(gold at the row's
+seed, gold at this seed) is one seed-to-seed comparison per row seed at the cost of one gold."""
 TRAINING_STAGES = ("original", "retain-dense")
 
 __all__ = ["ComponentInfo", "Graph", "Node", "PlanInputs", "Planner", "Row", "RowPlan", "plan"]
@@ -87,7 +89,7 @@ def _gold(planner: Planner, row: Row) -> str | None:
 
 
 def _gold_seed(planner: Planner, row: Row) -> str | None:
-    return _retain_topology(planner, replace(row, seed=row.seed + GOLD_SEED_OFFSET))
+    return _retain_topology(planner, replace(row, seed=GOLD_BASELINE_SEED))
 
 
 REFERENCE_BUILDERS: dict[str, ReferenceBuilder] = {
