@@ -52,6 +52,10 @@ def _cases(tmp: Path) -> dict[str, Case]:
         "added metric unknown": Case(["run", "--metric", "+nosuch"], "nosuch"),
         "show no run": Case(["show", str(tmp / "none")], "not found; give the --out folder"),
         "cache no store": Case(["cache", "ls", str(tmp / "none")], "is not an artifact store folder"),
+        "unprune skip unknown": Case(
+            ["run", "--out", str(tmp / "o"), "--set", "unprune.skip=[scrubb]"],
+            "unknown unlearner in unprune.skip 'scrubb'; valid choices: be, bs,",
+        ),
     }
 
 
@@ -78,6 +82,7 @@ NAMES = [
     "added metric unknown",
     "show no run",
     "cache no store",
+    "unprune skip unknown",
 ]
 
 

@@ -31,10 +31,15 @@ else:  # pragma: no cover - Python 3.10
 
 
 def parse_override_value(text: str) -> Any:
-    """A ``--set`` value as a TOML literal (``3``, ``0.1``, ``true``, ``[1, 2]``), else a string."""
+    """A ``--set`` value as a TOML literal (``3``, ``0.1``, ``true``, ``[1, 2]``), else a string;
+    a bracketed list of bare words (``[ft, ga]``) is a list of those values."""
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
+        inner = text.strip()
+        if inner.startswith("[") and inner.endswith("]"):
+            items = [item.strip() for item in inner[1:-1].split(",")]
+            return [parse_override_value(item) for item in items if item]
         return text
 
 

@@ -148,11 +148,6 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
         twice = sorted({str(c) for c in chosen if chosen.count(c) > 1}) if isinstance(chosen, list) else []
         if twice:
             raise InvalidValueError(f"{'.'.join(path)} selects {', '.join(twice)} more than once")
-    unlearn = build(UnlearnSection, raw.get("unlearn", {}), "unlearn")
-    unprune = build(UnpruneSection, raw.get("unprune", {}), "unprune")
-    for name in unprune.skip:
-        if name not in unlearn.unlearners:
-            raise UnknownChoiceError("unlearner in unprune.skip", name, unlearn.unlearners)
     pools = build(PoolsSection, raw.get("pools", {}), "pools")
     pool_recipe = None
     if pools.recipe:
@@ -169,8 +164,8 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
         recipe=recipe,
         forget=forget,
         prune=build(PruneSection, raw.get("prune", {}), "prune"),
-        unlearn=unlearn,
-        unprune=unprune,
+        unlearn=build(UnlearnSection, raw.get("unlearn", {}), "unlearn"),
+        unprune=build(UnpruneSection, raw.get("unprune", {}), "unprune"),
         evaluate=build(EvaluateSection, raw.get("evaluate", {}), "evaluate"),
         seeds=tuple(seeds),
         raw=raw,

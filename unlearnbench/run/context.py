@@ -24,7 +24,7 @@ from unlearnbench.config.typed_config import to_dict
 from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
-from unlearnbench.errors import InvalidValueError
+from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
@@ -81,9 +81,11 @@ class RunContext:
         for reserved in (ORIGINAL, *REFERENCE_ROWS):
             if reserved in p.unlearn.unlearners:
                 raise ValueError(f"{reserved!r} is reserved for the reference row")
-        references = [
-            n for n, e in registry.entries("unlearner").items() if getattr(e.cls, "reference", None)
-        ]
+        registered = registry.entries("unlearner")
+        for name in p.unprune.skip:  # checked against the registry: --unlearner may narrow the list
+            if name not in registered:
+                raise UnknownChoiceError("unlearner in unprune.skip", name, registered)
+        references = [n for n, e in registered.items() if getattr(e.cls, "reference", None)]
         self.unlearners: dict[str, Unlearner] = {
             n: self._create("unlearner", n, p.unlearn.params)
             for n in dict.fromkeys([*p.unlearn.unlearners, *references])
