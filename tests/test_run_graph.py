@@ -162,6 +162,28 @@ def test_a_version_bump_recomputes_exactly_the_dependent_nodes(
     assert len(second) == len(bumped.graph.nodes)  # one event per node, reused or computed
 
 
+def test_a_protocol_recipe_retrain_shares_the_retain_set_training_of_its_dense_rows(tmp_path: Path) -> None:
+    overrides = [
+        ("unlearn.unlearners", ["retrain"]),
+        ("unlearn.params.retrain.protocol_recipe", True),
+        ("prune.sparsities", [0.0, 0.9]),
+        ("evaluate.metrics", ["ua", "ra", "rte", "mask-iou"]),
+        ("unprune.modes", [False]),
+    ]
+    events: list[StageFinished] = []
+    runner = pipeline(tmp_path, overrides, events)
+    records = list(runner.run())
+    retrain = [r for r in records if r["unlearner"] == "retrain"]
+    assert len(retrain) == 4 and all(r["status"] == "ok" and r["metrics"]["rte"] > 0 for r in retrain)
+    nodes = runner.graph.nodes
+    dense = [p.model for p in runner.graph.rows if p.row.unlearner == "retrain" and p.row.sparsity == 0.0]
+    assert {nodes[k].stage for k in dense} == {"retain-dense"}
+    # the sparse retrain rows still retrain under the original mask; retain-dense nodes (one per
+    # forget set, shared with the retain topology) are each computed once
+    assert Counter(stage for stage, _ in computed(events))["retain-dense"] == 2
+    assert Counter(stage for stage, _ in computed(events))["unlearn"] == 2
+
+
 MATRIX = [
     ("seeds", [0, 1]),
     ("prune.sparsities", [0.5, 0.9]),

@@ -62,6 +62,11 @@ GOLD_BASELINE_SEED = 10_000
 """``gold_seed`` (the seed baseline) is gold at this seed for every row: IoU(gold at the row's
 seed, gold at this seed) is one seed-to-seed comparison per row seed at the cost of one gold."""
 TRAINING_STAGES = ("original", "retain-dense")
+PROTOCOL_RECIPE = "protocol_recipe"
+"""An unlearner parameter: true declares that the unlearner trains a fresh model seeded with the
+row's seed on the retain set with the protocol's training recipe (exact retraining, as
+``retrain`` with ``protocol_recipe``). Its dense rows are then the ``retain-dense`` node: the same
+computation, computed once and shared with the references built on it."""
 
 __all__ = ["ComponentInfo", "Graph", "Node", "PlanInputs", "Planner", "Row", "RowPlan", "plan"]
 
@@ -189,13 +194,16 @@ class Planner:
         }
 
     def unlearned(self, row: Row) -> str:
-        """The row's unlearned model: inside the mask, or through un-pruning."""
+        """The row's unlearned model: inside the mask, or through un-pruning (a dense row of an
+        unlearner that sets :data:`PROTOCOL_RECIPE`: the ``retain-dense`` node)."""
+        unlearner = self.inputs.component("unlearner", row.unlearner)
+        if row.sparsity == 0.0 and not row.unprune and unlearner.params.get(PROTOCOL_RECIPE):
+            return self.dense(row.seed, row.forget)
         inputs = self._unlearn_inputs(row)
         start, dense = inputs["parent"], self.dense(row.seed)
         parents = [("start", start)] + ([("dense", dense)] if start != dense else [])
         fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
-        unlearner = self.inputs.component("unlearner", row.unlearner)
-        own = None if unlearner.params.get("protocol_recipe") else unlearner.params.get("epochs")
+        own = None if unlearner.params.get(PROTOCOL_RECIPE) else unlearner.params.get("epochs")
         cost = int(own or self.protocol.recipe.epochs) * self._retain_size(row.forget)
         if not row.unprune:
             return self.node(
