@@ -192,3 +192,35 @@ def test_omp_rewinding_starts_the_schedule_at_the_rewind_epoch(setting: Setting)
     OneShotMagnitude().prune(model, task)
     OneShotMagnitude(OneShotMagnitude.Params(rewind=False)).prune(new_model(), task)
     assert calls == [2, 0]
+
+
+# --- evaluation: a reference's outputs are computed once per process -------------------------
+def test_evaluations_sharing_a_reference_id_compute_its_logits_once(setting: Setting) -> None:
+    loads: list[str] = []
+
+    def gold() -> Reference:
+        loads.append("gold")
+        return Reference(setting.model, None)
+
+    shared: dict[tuple[str, str], torch.Tensor] = {}
+
+    def context(reference_id: str) -> EvalContext:
+        return EvalContext(
+            model=new_model(),
+            mask=None,
+            splits={"test": setting.test},
+            engine=setting.engine,
+            references={"gold": gold},
+            runtime_s=None,
+            forget_kind="random",
+            reference_ids={"gold": reference_id},
+            shared_logits=shared,
+        )
+
+    first = context("gold-node:random10").logits("test", "gold")
+    again = context("gold-node:random10").logits("test", "gold")
+    assert loads == ["gold"] and again is first  # the second evaluation reused the first's outputs
+    assert torch.equal(first, setting.engine.logits(setting.model, setting.test))
+    other = context("gold-node:class0").logits("test", "gold")  # another forget set: its own entry
+    assert loads == ["gold", "gold"] and torch.equal(other, first)
+    assert not torch.equal(context("x").logits("test"), first)  # the evaluated model is never shared

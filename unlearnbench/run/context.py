@@ -115,6 +115,9 @@ class RunContext:
         }
         self._splits = {name: self._build_splits(f) for name, f in self.forget_sets.items()}
         self.scope = scope_parameter_names(self.new_model_factory(p.seeds[0])(), p.prune.scope)
+        self.reference_logits: dict[tuple[str, str], torch.Tensor] = {}
+        """Logits of reference models, (reference id, split) -> tensor (see ``EvalContext``): the
+        evaluate nodes of one process share a reference's (e.g. gold's) outputs."""
 
     def _create(self, kind: str, name: str, params: dict[str, dict[str, Any]]) -> Any:
         return self.registry.create(kind, name, params.get(name))

@@ -51,6 +51,8 @@ class EvalContext:
         forget_kind: str,
         structured: bool = False,
         pools: Mapping[str, Callable[[], PoolOutputs]] | None = None,
+        reference_ids: Mapping[str, str] | None = None,
+        shared_logits: dict[tuple[str, str], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
         self.mask = mask
@@ -62,6 +64,8 @@ class EvalContext:
         self.forget_kind = forget_kind
         self.structured = structured
         self._logits: dict[tuple[str, str], torch.Tensor] = {}
+        self._reference_ids = dict(reference_ids or {})
+        self._shared = shared_logits if shared_logits is not None else {}
         self._pool_loaders = dict(pools or {})
         self._pools: dict[str, PoolOutputs] = {}
 
@@ -84,13 +88,20 @@ class EvalContext:
         return self._pools[kind]
 
     def logits(self, split: str, reference: str | None = None) -> torch.Tensor:
-        """Float32 logits on ``split`` of the evaluated model, or of ``reference`` (computed once)."""
+        """Float32 logits on ``split`` of the evaluated model, or of ``reference`` (computed once;
+        a reference named in ``reference_ids`` keeps them in ``shared_logits`` under
+        (its id, split), so evaluations sharing that dict compute them once)."""
         key = (reference or "", split)
+        shared = None if reference is None else self._reference_ids.get(reference)
+        if key not in self._logits and shared is not None and (shared, split) in self._shared:
+            self._logits[key] = self._shared[(shared, split)]
         if key not in self._logits:
             model = self.model if reference is None else self.reference(reference).model
             if model is None:
                 raise ValueError(f"reference {reference!r} has no model")
             self._logits[key] = self.engine.logits(model, self.splits[split])
+            if shared is not None:
+                self._shared[(shared, split)] = self._logits[key]
         return self._logits[key]
 
     def labels(self, split: str) -> torch.Tensor:

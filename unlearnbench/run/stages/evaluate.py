@@ -43,6 +43,9 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         forget_kind=ctx.forget_sets[node.forget].spec.kind,
         structured=structured,
         pools=pools,
+        # a reference's outputs on this forget set's splits depend on its node and the forget set
+        reference_ids={n: f"{k}:{node.forget}" for n, k in node.inputs["references"].items() if k},
+        shared_logits=ctx.reference_logits,
     )
     values: dict[str, float | None] = {}
     details: dict[str, Any] = {}
