@@ -76,6 +76,18 @@ def test_pools_are_planned_only_for_pool_metrics_and_shared() -> None:
     assert {graph.nodes[k].stage for k in pool_only(graph)} >= {"original", "prune", "unlearn", "pool"}
 
 
+def test_a_reference_row_has_pools_of_its_own_reference() -> None:
+    """With a gold metric beside the pool metrics, the ``gold`` row's unlearned pool is gold at each
+    pool seed (the retain-set topology), and its retrain pool is the masked retrain pool every
+    plain row of its setting shares."""
+    metrics = ("evaluate.metrics", ["gold-iou", *POOL_METRICS])
+    graph = planned([("unlearn.unlearners", ["ft"]), ("unprune.modes", [False]), ("pools.size", 2), metrics])
+    gold = member_nodes(graph, pool_parent(graph, "gold", "unlearned"))
+    assert [(n.stage, n.seed) for n in gold] == [("retain-topology", 1000), ("retain-topology", 1001)]
+    assert pool_parent(graph, "gold", "retrain").key == pool_parent(graph, "ft", "retrain").key
+    assert pool_parent(graph, "gold", "shadow").key == pool_parent(graph, "ft", "shadow").key
+
+
 def test_a_pool_recipe_other_than_the_training_recipe_is_refused_for_row_pools() -> None:
     with pytest.raises(InvalidValueError, match=r"pools.recipe = 'fast' applies to shadow pools only"):
         planned([("evaluate.metrics", ["klom"])], pool_recipe(1))

@@ -155,18 +155,25 @@ class Pools:
     shadow: PoolOutputs
     overfit: nn.Module
     retrained: nn.Module
+    class_splits: dict[str, ImageSplit]
+    class_shadow: PoolOutputs
+    class_retrained: nn.Module
 
     def ctx(
-        self, model: nn.Module, pools: dict[str, Callable[[], PoolOutputs]], clean: bool = False
+        self,
+        model: nn.Module,
+        pools: dict[str, Callable[[], PoolOutputs]],
+        clean: bool = False,
+        splits: dict[str, ImageSplit] | None = None,
     ) -> EvalContext:
         return EvalContext(
             model=model,
             mask=None,
-            splits=self.clean_splits if clean else self.splits,
+            splits=splits or (self.clean_splits if clean else self.splits),
             engine=self.engine,
             references={},
             runtime_s=None,
-            forget_kind="random",
+            forget_kind="class" if splits else "random",
             pools=pools,
         )
 
@@ -213,6 +220,17 @@ def pools() -> Iterator[Pools]:
         engine,
         {"forget": member[:, :N_FORGET], "test": member[:, N_TRAIN:]},
     )
+    # class-wise forgetting of class 0: its training examples, its test examples held out
+    index = {
+        "forget": torch.nonzero(train_split.labels == 0).flatten(),
+        "retain": torch.nonzero(train_split.labels != 0).flatten(),
+        "test": torch.nonzero(test.labels != 0).flatten(),
+        "forget_test": torch.nonzero(test.labels == 0).flatten(),
+    }
+    class_splits = {s: (test if "test" in s else train_split).subset(i) for s, i in index.items()}
+    offset = {"forget": 0, "retain": 0, "test": N_TRAIN, "forget_test": N_TRAIN}
+    class_member = {s: member[:, offset[s] + i.numpy()] for s, i in index.items() if s != "retain"}
+    class_shadow = pool_outputs(shadows, {s: class_splits[s] for s in class_member}, engine, class_member)
     yield Pools(
         engine=engine,
         splits=splits,
@@ -223,6 +241,9 @@ def pools() -> Iterator[Pools]:
         shadow=shadow,
         overfit=train(500, train_split),
         retrained=train(501, retain),
+        class_splits=class_splits,
+        class_shadow=class_shadow,
+        class_retrained=train(502, class_splits["retain"]),
     )
     torch.set_num_threads(threads)
 
@@ -271,6 +292,25 @@ def test_u_lira_finds_training_data_of_an_overfit_model_only(pools: Pools) -> No
     assert overfit.value is not None and overfit.value >= 0.65
     assert retrained.value is not None and 0.35 <= retrained.value <= 0.62
     assert len(overfit.details["scores_forget"]) == N_FORGET
+
+
+def test_u_lira_holds_out_the_forgotten_class_for_class_wise_forgetting(pools: Pools) -> None:
+    """A model retrained without class 0 treats its training and test examples of class 0 alike
+    (AUC near 0.5); held out against the other classes, which it knows, they would look like
+    non-members (AUC near 0, version 1's mistake). The overfit model memorised its class-0
+    training examples: AUC above 0.5."""
+    shadow = {"shadow": lambda: pools.class_shadow}
+    splits = pools.class_splits
+    retrained = ULiRA().compute(pools.ctx(pools.class_retrained, shadow, splits=splits))
+    overfit = ULiRA().compute(pools.ctx(pools.overfit, shadow, splits=splits))
+    other_classes = {**splits, "forget_test": splits["test"].head(0)}
+    wrong = ULiRA().compute(pools.ctx(pools.class_retrained, shadow, splits=other_classes))
+    assert retrained is not None and overfit is not None and wrong is not None
+    assert retrained.details["held_out"] == "forget_test" and wrong.details["held_out"] == "test"
+    assert retrained.value is not None and 0.3 <= retrained.value <= 0.7
+    assert wrong.value is not None and wrong.value < 0.2
+    assert overfit.value is not None and overfit.value >= 0.6  # 22 training vs 17 test examples
+    assert len(retrained.details["scores_held_out"]) == len(splits["forget_test"])
 
 
 def test_missing_pool_names_the_valid_ones(pools: Pools) -> None:

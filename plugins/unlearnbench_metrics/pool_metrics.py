@@ -89,16 +89,25 @@ class ULiRA(Metric):
     """U-LiRA (Hayes et al., 2024, "Inexact unlearning needs more careful evaluations", arXiv
     2403.01218): a per-example likelihood-ratio attack on the evaluated model, Gaussians fitted
     to shadow models' margins with ("in") and without ("out") each example; the value is the
-    attack's ROC AUC of forget examples against held-out test examples (0.5: indistinguishable).
+    attack's ROC AUC of forget examples against held-out examples (0.5: indistinguishable).
 
-    Details: ``accuracy`` (balanced, LR > 0), per-example ``scores_forget`` / ``scores_test``.
-    Deviation: the paper's in-models are trained with the example and then unlearned by the
-    method under test; this reads a shadow pool trained with and without each example (plain
-    online LiRA, Carlini et al., 2022, against the unlearned model), shared by every unlearner.
-    The shadow pool must carry ``membership`` for the ``forget`` and ``test`` splits.
+    The held-out examples are test examples of the forget set's own distribution: the test
+    examples of the forgotten classes for class-wise forgetting (``forget_test``), the test split
+    otherwise. One attack scores both sets (with ``global_variance``, one pair of standard
+    deviations fitted over the forget and held-out examples together). Version 1 held out the
+    other classes' test examples for class-wise forgetting and fitted the variances per set, so a
+    model retrained without the class scored an AUC near 0 instead of 0.5.
+
+    Details: ``accuracy`` (balanced, LR > 0), ``held_out`` (the split), per-example
+    ``scores_forget`` / ``scores_held_out``. Deviation: the paper's in-models are trained with the
+    example and then unlearned by the method under test; this reads a shadow pool trained with
+    and without each example (plain online LiRA, Carlini et al., 2022, against the unlearned
+    model), shared by every unlearner. The shadow pool must carry ``membership`` for the
+    ``forget``, ``test`` and ``forget_test`` splits.
     """
 
     name = "u-lira"
+    version = 2
     label = "U-LiRA AUC"
     unit = ""
     higher_is_better = None
@@ -109,24 +118,26 @@ class ULiRA(Metric):
         global_variance: bool = True
 
     def compute(self, ctx: EvalContext) -> MetricValue | None:
-        if len(ctx.splits["forget"]) == 0 or len(ctx.splits["test"]) == 0:
+        held_out = "forget_test" if len(ctx.splits["forget_test"]) else "test"
+        if len(ctx.splits["forget"]) == 0 or len(ctx.splits[held_out]) == 0:
             return None
-        shadow = ctx.pool("shadow")
-        scores = {}
-        for split in ("forget", "test"):
-            target = margins(ctx.logits(split), ctx.labels(split)).numpy()
-            scores[split] = lira_scores(
-                target,
-                shadow.margins[split],
-                shadow.membership[split],
-                global_variance=self.params.global_variance,
-            )
+        shadow, splits = ctx.pool("shadow"), ("forget", held_out)
+        # one attack for both splits: the global variances pool the forget and held-out examples
+        joint = lira_scores(
+            np.concatenate([margins(ctx.logits(s), ctx.labels(s)).numpy() for s in splits]),
+            np.concatenate([shadow.margins[s] for s in splits], axis=1),
+            np.concatenate([shadow.membership[s] for s in splits], axis=1),
+            global_variance=self.params.global_variance,
+        )
+        n = len(ctx.splits["forget"])
+        scores = {"forget": joint[:n], held_out: joint[n:]}
         details = {
-            "accuracy": balanced_accuracy(scores["forget"], scores["test"]),
+            "accuracy": balanced_accuracy(scores["forget"], scores[held_out]),
+            "held_out": held_out,
             "scores_forget": json_list(scores["forget"]),
-            "scores_test": json_list(scores["test"]),
+            "scores_held_out": json_list(scores[held_out]),
         }
-        return MetricValue(auc(scores["forget"], scores["test"]), details)
+        return MetricValue(auc(scores["forget"], scores[held_out]), details)
 
 
 class KLOM(Metric):

@@ -193,27 +193,21 @@ class RunContext:
             )
         return test
 
-    def kept_test(self, forget: str) -> torch.Tensor:
+    def test_indices(self, forget: ForgetSet) -> dict[str, torch.Tensor]:
         """Indices into :meth:`eval_test` of the ``test`` split of ``forget`` (the examples not of
-        a forgotten class)."""
-        test, classes = self.eval_test(), self.forget_sets[forget].forgotten_classes
-        gone = torch.isin(
-            test.labels, torch.tensor(classes or [], dtype=torch.int64, device=test.labels.device)
-        )
-        return torch.nonzero(~gone).flatten()
+        a forgotten class) and of its ``forget_test`` split (those of a forgotten class)."""
+        test = self.eval_test()
+        classes = torch.tensor(forget.forgotten_classes or [], dtype=torch.int64, device=test.labels.device)
+        gone = torch.isin(test.labels, classes)
+        return {"test": torch.nonzero(~gone).flatten(), "forget_test": torch.nonzero(gone).flatten()}
 
     def _build_splits(self, forget: ForgetSet) -> dict[str, ImageSplit]:
         pool, test = self.data.pool, self.eval_test()
         device = pool.labels.device
         forget_split = pool.subset(forget.indices.to(device))
         retain_split = pool.subset(retain_indices(len(pool), forget).to(device))
-        if forget.forgotten_classes:
-            gone = torch.isin(test.labels, torch.tensor(forget.forgotten_classes, device=device))
-            kept_test = test.subset(torch.nonzero(~gone).flatten())
-            forget_test = test.subset(torch.nonzero(gone).flatten())
-        else:
-            kept_test, forget_test = test, test.head(0)
-        return {"forget": forget_split, "retain": retain_split, "test": kept_test, "forget_test": forget_test}
+        parts = {name: test.subset(index) for name, index in self.test_indices(forget).items()}
+        return {"forget": forget_split, "retain": retain_split, **parts}
 
     def training_data(self, forget: str | None) -> ImageSplit:
         """The pool (``forget`` None), or the retain set of forget set ``forget``."""

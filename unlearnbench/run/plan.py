@@ -254,18 +254,22 @@ class Planner:
             out += [replace(row, unprune=True, unpruner=u) for u in self.protocol.unprune.unpruners]
         return out
 
-    def evaluate(self, row: Row) -> RowPlan:
+    def model(self, row: Row) -> str:
+        """The key of the model ``row`` evaluates: the pruned original for the ``original`` row,
+        the reference's node for a :data:`REFERENCE_ROWS` row, else the unlearned model."""
         if row.unlearner == ORIGINAL:
-            model = self.topology(row.seed, row.pruner, row.sparsity)
-        elif row.unlearner in REFERENCE_ROWS:
+            return self.topology(row.seed, row.pruner, row.sparsity)
+        if row.unlearner in REFERENCE_ROWS:
             found = REFERENCE_BUILDERS[row.unlearner](self, row)
             assert found is not None, row
-            model = found
-        else:
-            model = self.unlearned(row)
+            return found
+        return self.unlearned(row)
+
+    def evaluate(self, row: Row) -> RowPlan:
+        model = self.model(row)
         needs = sorted({name for m in self.metrics for name in m.needs})
         references = {n: REFERENCE_BUILDERS[n](self, row) for n in needs if not n.startswith(POOL_PREFIX)}
-        pools = {kind: pool_node(self, row, kind, ORIGINAL) for kind in pool_needs(needs)}
+        pools = {kind: pool_node(self, row, kind) for kind in pool_needs(needs)}
         inputs = {
             "model": model,
             "forget": self.inputs.forget_sha256[row.forget],

@@ -10,7 +10,8 @@ forget, retain and test splits) whose parents ``member:<i>`` are N model nodes:
   member i), or through the un-pruning pipeline for un-prune rows (the gold, re-pruned pool);
 - ``unlearned``: the row itself at each pool seed: an original trained on the pool from that
   seed, pruned with the row's pruner, then the row's unlearner (or the un-prune pipeline); for
-  the ``original`` row, the pruned originals;
+  the ``original`` row, the pruned originals; for a reference row (``gold``), that reference
+  at each pool seed;
 - ``shadow``: ``pools.shadow_size`` (0: ``pools.size``) ``pool-shadow`` nodes, seeds after the
   retrain/unlearned ones, each trained on a balanced random ``pools.shadow_fraction`` of the
   training pool plus the evaluation test split; dense, once per protocol whatever the row.
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 POOL_KINDS: tuple[str, ...] = ("retrain", "unlearned", "shadow")
 POOL_PREFIX = "pool:"
 POOL_STAGES = ("pool", "pool-shadow")
+POOL_SPLITS = ("forget", "retain", "test", "forget_test")
+"""The splits a ``pool`` node stores its members' outputs on (part of its key)."""
 
 
 def pool_needs(needs: Sequence[str]) -> tuple[str, ...]:
@@ -79,9 +82,10 @@ def _membership(protocol: Protocol) -> dict[str, Any]:
     return {"size": p.shadow_size or p.size, "seed": p.seed_base, "fraction": p.shadow_fraction}
 
 
-def members(planner: Planner, row: Row, kind: str, original: str) -> list[str]:
-    """The keys of the member nodes of ``row``'s pool ``kind`` (``original``: the reference row's
-    unlearner name, whose unlearned pool is the pruned originals)."""
+def members(planner: Planner, row: Row, kind: str) -> list[str]:
+    """The keys of the member nodes of ``row``'s pool ``kind``: the unlearned pool is the row's
+    own model at each pool seed (:meth:`Planner.model`: the pruned originals for the ``original``
+    row, the reference at each seed for a reference row such as ``gold``)."""
     seeds = pool_seeds(planner.protocol, kind)
     if kind == "shadow":
         return [_shadow_member(planner, i, s) for i, s in enumerate(seeds)]
@@ -92,21 +96,21 @@ def members(planner: Planner, row: Row, kind: str, original: str) -> list[str]:
             "pools follow the protocol's training recipe and the unlearners' budgets "
             f"(set pools.recipe = '' or {p.recipe_name!r})"
         )
-    unlearner = planner.reference_unlearner("retrain") if kind == "retrain" else row.unlearner
-    if unlearner == original:
-        return [planner.topology(s, row.pruner, row.sparsity) for s in seeds]
-    return [planner.unlearned(replace(row, seed=s, unlearner=unlearner)) for s in seeds]
+    if kind == "retrain":
+        row = replace(row, unlearner=planner.reference_unlearner("retrain"))
+    return [planner.model(replace(row, seed=s)) for s in seeds]
 
 
-def pool_node(planner: Planner, row: Row, kind: str, original: str) -> str:
+def pool_node(planner: Planner, row: Row, kind: str) -> str:
     """The ``pool`` node of ``row``'s pool ``kind``: its members' outputs on the row's splits."""
-    keys = members(planner, row, kind, original)
+    keys = members(planner, row, kind)
     inputs: dict[str, Any] = {
         "kind": kind,
         "members": keys,
         "forget": planner.inputs.forget_sha256[row.forget],
         "data": dict(planner.inputs.data_id),
         "eval_split": planner.protocol.data.eval_split,
+        "splits": list(POOL_SPLITS),
     }
     fields: dict[str, Any] = {"forget": row.forget}
     if kind == "shadow":

@@ -106,7 +106,7 @@ def build_record(
         filter_sparsity=payload["filter_sparsity"],
         metrics=payload["metrics"],
         metric_details={
-            name: {k: v for k, v in found.items() if v is None or isinstance(v, int | float)}
+            name: {k: v for k, v in found.items() if v is None or isinstance(v, int | float | str)}
             for name, found in payload.get("metric_details", {}).items()
         },
         metric_errors=payload.get("metric_errors", {}),

@@ -4,7 +4,8 @@ A ``pool-shadow`` node trains shadow model ``member`` on the candidates (trainin
 evaluation test split) its row of the membership matrix marks
 (:func:`unlearnbench.run.pools.shadow_membership`). A ``pool`` node loads its ``member:<i>``
 parents and stores their margins and top-1 correctness on the forget, retain and test splits of
-its forget set, plus the shadow membership of the forget and test examples, as tensors (no
+its forget set and on the test examples of its forgotten classes (``forget_test``, empty for
+random forgetting), plus the shadow membership of the forget and test examples, as tensors (no
 weights); the evaluate stage hands them to metrics as :class:`~unlearnbench.run.pools.PoolOutputs`.
 """
 
@@ -18,7 +19,7 @@ import torch
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Node
-from unlearnbench.run.pools import pool_outputs, shadow_membership, train_shadow_member
+from unlearnbench.run.pools import POOL_SPLITS, pool_outputs, shadow_membership, train_shadow_member
 from unlearnbench.run.stages.common import ModelArtifact, Output, checked, model_of, state_of
 
 
@@ -48,19 +49,17 @@ def shadow_member(ctx: RunContext, node: Node, parents: Mapping[str, Output]) ->
 
 def pool(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:
     assert node.forget is not None
-    splits = {s: ctx.splits(node.forget)[s] for s in ("forget", "retain", "test")}
+    splits = {s: ctx.splits(node.forget)[s] for s in POOL_SPLITS}
     models = []
     for i in range(len(node.parents)):
         member = model_of(parents, f"member:{i}")
         models.append(ctx.load_model(0, member.state))
     membership = None
     if node.inputs["kind"] == "shadow":
-        table, n_pool = _membership(node), len(ctx.data.pool)
-        forget = ctx.forget_sets[node.forget].indices.cpu().numpy()
-        membership = {
-            "forget": table[:, forget],
-            "test": table[:, n_pool + ctx.kept_test(node.forget).cpu().numpy()],
-        }
+        table, n_pool, forget = _membership(node), len(ctx.data.pool), ctx.forget_sets[node.forget]
+        membership = {"forget": table[:, forget.indices.cpu().numpy()]}
+        for split, index in ctx.test_indices(forget).items():
+            membership[split] = table[:, n_pool + index.cpu().numpy()]
     outputs = pool_outputs(models, splits, ctx.engine, membership)
     return ModelArtifact("", {}, None, 0.0, outputs.tensors())
 
