@@ -11,7 +11,8 @@ Examples::
 
     python benchmarks/pool_cost.py                       # digits-quickstart, N = 1, 2, 4, 8
     python benchmarks/pool_cost.py --epochs 2 --sizes 1,2,4
-    python benchmarks/pool_cost.py cifar10-resnet18 --device cuda --sizes 1,4
+    python benchmarks/pool_cost.py cifar10-resnet18 --device cuda --sizes 1,4 --data-root DIR
+    python benchmarks/pool_cost.py cifar10-airbench --data-root DIR --epochs 1 --sizes 1,2
 
 It then plans the protocol's run graph with the pool metrics (``eps-score``, ``klom``, ``u-lira``)
 at each N, without running it, and prints the nodes that exist only for pools and their share of
@@ -31,15 +32,12 @@ import torch
 from torch import nn
 
 from unlearnbench.config.protocol import load_protocol
-from unlearnbench.data.forget import draw_forget_set, retain_indices
-from unlearnbench.data.prepare import prepare
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.run.context import RunContext, RunSettings
 from unlearnbench.run.plan import plan
 from unlearnbench.run.pool_plan import pool_only
 from unlearnbench.run.pools import PoolSpec, train_member
-from unlearnbench.training.engine import Engine
 
 
 def main() -> None:
@@ -48,6 +46,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,2,4,8", help="Pool sizes N, comma-separated.")
     parser.add_argument("--epochs", type=int, help="Override the recipe's epochs (default: the protocol's).")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-root", type=Path, help="An existing copy of the protocol's dataset.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,20 +56,14 @@ def main() -> None:
     recipe = protocol.pool_recipe or protocol.recipe
     if args.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=args.epochs)
-    dataset = registry.create("dataset", protocol.data.dataset, protocol.data.params)
-    model_plugin = registry.create("model", protocol.model.name, protocol.model.params)
-    splits = dataset.load(None, download=False)  # type: ignore[attr-defined]
-    data = prepare(splits, protocol.data.holdout_fraction, protocol.data.split_seed, protocol.data.limit)
-    pool = data.pool.to(args.device)
-    forget = draw_forget_set(protocol.forget[0], pool, splits.num_classes)
-    retain = pool.subset(retain_indices(len(pool), forget).to(args.device))
-    engine = Engine(args.device, splits.mean, splits.std)
+    settings = RunSettings(
+        out=Path(tempfile.gettempdir()), device=args.device, data_root=args.data_root, download=False
+    )
+    ctx = RunContext(protocol, registry, settings)  # the data, splits and engine a run uses
+    retain, engine = ctx.splits(protocol.forget[0].name)["retain"], ctx.engine
 
     def new_model(seed: int) -> nn.Module:
-        torch.manual_seed(seed)
-        return model_plugin.build(  # type: ignore[attr-defined]
-            num_classes=splits.num_classes, in_channels=splits.in_channels, image_size=splits.image_size
-        )
+        return ctx.new_model_factory(seed)()
 
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
@@ -95,10 +88,10 @@ def main() -> None:
     for n in sizes:
         ratio = times[n] / base
         print(f"{n:>4} {times[n]:>9.2f} {times[n] / n:>9.2f} {ratio:>13.2f} {n:>7}")
-    graph_costs(registry, args.protocol, sizes)
+    graph_costs(registry, args.protocol, sizes, settings)
 
 
-def graph_costs(registry: Registry, name: str, sizes: list[int]) -> None:
+def graph_costs(registry: Registry, name: str, sizes: list[int], settings: RunSettings) -> None:
     """The planned cost of pool nodes in the protocol's graph with the pool metrics, per N."""
     metrics = ["ua", "mia-efficacy", "ra", "ta", "eps-score", "klom", "u-lira"]
     print(f"graph of {name} with {', '.join(metrics)} (planned, not run):")
@@ -106,8 +99,7 @@ def graph_costs(registry: Registry, name: str, sizes: list[int]) -> None:
     for n in sorted({max(n, 2) for n in sizes}):  # a pool has at least 2 models
         sets = [("evaluate.metrics", metrics), ("pools.size", n)]
         protocol = load_protocol(registry.protocol_path(name), sets, registry)
-        ctx = RunContext(protocol, registry, RunSettings(out=Path(tempfile.gettempdir()), download=False))
-        graph = plan(protocol, ctx.plan_inputs())
+        graph = plan(protocol, RunContext(protocol, registry, settings).plan_inputs())
         pooled = [graph.nodes[k] for k in pool_only(graph)]
         pool_cost = sum(node.cost for node in pooled)
         row_cost = sum(node.cost for node in graph.nodes.values()) - pool_cost
