@@ -1,15 +1,16 @@
 """Per-example pool metrics of a run: distributions per unlearner, and rankings compared.
 
-Reads a run's ``results.jsonl`` and its artifact store. For every evaluate artifact of a row in
-the results (same forget set and seed) that has pools, it takes the per-example details the
-evaluate stage stored (``eps-score`` ``epsilon``, ``klom`` ``kl``); where several pool sizes
-were evaluated in the same store, the largest pool is used. It draws, per forget set, the
-distribution of epsilon and of KLOM per forget example for each unlearner (PNG and SVG), and
-writes ``ranking.md``: the unlearners ranked by MIA-Efficacy (``|MIA - MIA of retrain|``, lower
-is better), by eps-score (higher is better) and by KLOM (lower is better), with Spearman's rank
-correlation of each pool ranking with the MIA-Efficacy ranking. The ``original`` and reference
-rows are plotted but not ranked. Epsilon stored as None (infinite: a perfect separation) is
-drawn at the top bin edge 6.5.
+Reads a run's ``results.jsonl`` and its artifact store. For every plain (not un-pruned) row with
+pool metrics it finds, among the artifacts the row used (``node_keys``), the evaluate artifact
+whose metrics are the row's, and takes the per-example details stored there (``eps-score``
+``epsilon``, ``klom`` ``kl``). For one seed (``--seed``, default the smallest), per forget set
+and sparsity, it draws the distribution of epsilon and of KLOM per forget example for each
+unlearner (``pool-details-<forget>-sparsity<s>``, PNG and SVG), and writes ``ranking.md``: the
+unlearners ranked by MIA-Efficacy and by U-LiRA AUC (each by ``|value - retrain's value|``,
+lower is better), by eps-score (higher is better) and by KLOM (lower is better), with Spearman's
+rank correlation of each ranking with the MIA-Efficacy one. The ``original`` and reference rows
+are plotted but not ranked. Epsilon stored as None (infinite: a perfect separation) is drawn at
+the top bin edge 6.5.
 
 Example::
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,35 +33,26 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 EPS_TOP = 6.5
-REFERENCES = ("original", "retrain")
+REFERENCES = ("original", "retrain", "gold")
+POOL_METRICS = ("eps-score", "klom")
+Setting = tuple[str, float]
+"""(forget set, target sparsity): one table of the board, one plot and one ranking here."""
 
 
-def load_details(results: list[dict[str, Any]], root: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(forget set, unlearner) -> the stored details of its evaluate artifact."""
-    wanted = {(r["forget_sha256"], r["seed"]) for r in results}
-    name_of = {r["forget_sha256"]: r["forget_set"] for r in results}
-    metas: dict[str, dict[str, Any]] = {}
-    for stage in ("unlearn", "prune", "pool"):
-        for path in (root / stage).glob("*/meta.json"):
-            meta = json.loads(path.read_text())
-            metas[meta["key"]] = meta
-    found: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-    for path in (root / "evaluate").glob("*/meta.json"):
-        meta = json.loads(path.read_text())
-        inputs = meta["inputs"]
-        model = metas.get(inputs["model"])
-        if "pools" not in inputs or model is None:
-            continue
-        mi = model["inputs"]
-        unlearner = mi["unlearner"]["name"] if "unlearner" in mi else "original"
-        seed = mi.get("seed", 0 if unlearner == "original" else None)
-        size = len(metas[next(iter(inputs["pools"].values()))]["inputs"]["members"])
-        if (inputs["forget"], seed) not in wanted and unlearner != "original":
-            continue
-        slot = (name_of.get(inputs["forget"], "?"), unlearner)
-        if slot[0] != "?" and size >= found.get(slot, (0, {}))[0]:
-            found[slot] = (size, meta["payload"]["metric_details"])
-    return {slot: details for slot, (_, details) in found.items()}
+def load_details(results: list[dict[str, Any]], root: Path) -> dict[str, dict[str, Any]]:
+    """row_id -> the per-example details of the evaluate artifact that gave the row its metrics."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in results:
+        wanted = {m: row["metrics"].get(m) for m in POOL_METRICS}
+        for key in row.get("node_keys") or ():
+            meta_path = root / "evaluate" / key / "meta.json"
+            if not meta_path.exists():
+                continue
+            payload = json.loads(meta_path.read_text())["payload"]
+            if all(payload["metrics"].get(m) == v for m, v in wanted.items()):
+                found[row["row_id"]] = payload["metric_details"]
+                break
+    return found
 
 
 def ranks(values: list[float]) -> np.ndarray:
@@ -82,47 +75,54 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def ranking(results: list[dict[str, Any]], forget: str) -> tuple[str, dict[str, list[str]]]:
-    rows = {r["unlearner"]: r for r in results if r["forget_set"] == forget and not r["unprune"]}
-    mia_retrain = rows["retrain"]["metrics"]["mia-efficacy"]
+def setting_name(setting: Setting) -> str:
+    return f"`{setting[0]}` at sparsity {setting[1]:g}"
+
+
+def ranking(rows: dict[str, dict[str, Any]], setting: Setting) -> str:
+    """The ranking table of one setting's rows (unlearner -> record)."""
     methods = sorted(u for u in rows if u not in REFERENCES)
+
+    def gap(metric: str) -> Callable[[str], float]:
+        return lambda u: abs(rows[u]["metrics"][metric] - rows["retrain"]["metrics"][metric])
+
     keys = {
-        "MIA-Efficacy gap to retrain": [
-            abs(rows[u]["metrics"]["mia-efficacy"] - mia_retrain) for u in methods
-        ],
-        "eps-score": [-rows[u]["metrics"]["eps-score"] for u in methods],
-        "KLOM": [rows[u]["metrics"]["klom"] for u in methods],
+        "MIA-Efficacy gap to retrain": gap("mia-efficacy"),
+        "U-LiRA AUC gap to retrain": gap("u-lira"),
+        "eps-score": lambda u: -rows[u]["metrics"]["eps-score"],
+        "KLOM": lambda u: rows[u]["metrics"]["klom"],
     }
-    orders = {name: [methods[i] for i in np.argsort(v, kind="stable")] for name, v in keys.items()}
-    mia = keys["MIA-Efficacy gap to retrain"]
-    lines = [f"### forget set `{forget}` ({len(methods)} unlearners; best first)", ""]
+    values = {name: [key(u) for u in methods] for name, key in keys.items()}
+    mia = values["MIA-Efficacy gap to retrain"]
+    lines = [f"### {setting_name(setting)} ({len(methods)} unlearners; best first)", ""]
     lines += ["| ranking by | order (best first) | Spearman vs MIA-Efficacy |", "| --- | --- | --- |"]
-    for name, values in keys.items():
-        rho = "-" if name.startswith("MIA") else f"{spearman(mia, values):.2f}"
-        lines.append(f"| {name} | {', '.join(orders[name])} | {rho} |")
-    lines += ["", f"eps-score vs KLOM Spearman: {spearman(keys['eps-score'], keys['KLOM']):.2f}", ""]
-    return "\n".join(lines), orders
+    for name, v in values.items():
+        order = ", ".join(methods[i] for i in np.argsort(v, kind="stable"))
+        rho = "-" if name.startswith("MIA") else f"{spearman(mia, v):.2f}"
+        lines.append(f"| {name} | {order} | {rho} |")
+    lines += ["", f"eps-score vs KLOM Spearman: {spearman(values['eps-score'], values['KLOM']):.2f}", ""]
+    return "\n".join(lines)
 
 
-def plot(details: dict[tuple[str, str], dict[str, Any]], forget: str, out: Path) -> None:
-    names = sorted(u for f, u in details if f == forget)
-    names = [n for n in REFERENCES if n in names] + [n for n in names if n not in REFERENCES]
+def plot(details: dict[str, dict[str, Any]], setting: Setting, out: Path) -> None:
+    """Boxplots of epsilon and KLOM per forget example, one box per unlearner (unlearner ->
+    details)."""
+    names = [n for n in REFERENCES if n in details] + sorted(n for n in details if n not in REFERENCES)
     eps = [
-        [EPS_TOP if e is None else min(e, EPS_TOP) for e in details[(forget, n)]["eps-score"]["epsilon"]]
-        for n in names
+        [EPS_TOP if e is None else min(e, EPS_TOP) for e in details[n]["eps-score"]["epsilon"]] for n in names
     ]
-    kl = [[max(k, 1e-3) for k in details[(forget, n)]["klom"]["kl"] if k is not None] for n in names]
+    kl = [[max(k, 1e-3) for k in details[n]["klom"]["kl"] if k is not None] for n in names]
     fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.7 * len(names)), 8), sharex=True)
     axes[0].boxplot(eps, showfliers=True)
     axes[0].set_ylabel("epsilon per forget example\n(6.5 = top bin / infinite)")
-    axes[0].set_title(f"per-example pool metrics, forget set {forget}")
+    axes[0].set_title(f"per-example pool metrics, forget set {setting[0]}, sparsity {setting[1]:g}")
     axes[1].boxplot(kl, showfliers=True)
     axes[1].set_yscale("log")
     axes[1].set_ylabel("KLOM per forget example\n(KL, log scale, floor 1e-3)")
     axes[1].set_xticks(range(1, len(names) + 1), names, rotation=45, ha="right")
     fig.tight_layout()
     for suffix in ("png", "svg"):
-        fig.savefig(out / f"pool-details-{forget}.{suffix}", dpi=120)
+        fig.savefig(out / f"pool-details-{setting[0]}-sparsity{setting[1]:g}.{suffix}", dpi=120)
     plt.close(fig)
 
 
@@ -131,21 +131,25 @@ def main() -> None:
     parser.add_argument("results", type=Path)
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, help="The seed whose rows to use (default: the smallest).")
     args = parser.parse_args()
     results = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-    results = [r for r in results if r["status"] == "ok"]
+    results = [r for r in results if r["status"] == "ok" and not r["unprune"] and "eps-score" in r["metrics"]]
+    seed = min(r["seed"] for r in results) if args.seed is None else args.seed
+    results = [r for r in results if r["seed"] == seed]
     details = load_details(results, args.artifacts)
     args.out.mkdir(parents=True, exist_ok=True)
     report = ["# Rankings of the unlearners: MIA-Efficacy vs the pool metrics", ""]
     report += [
-        f"Generated by `benchmarks/plot_pool_details.py` from `{args.results.name}`. Equal values share "
+        f"Generated by `benchmarks/plot_pool_details.py` from `{args.results.name}` (seed {seed}). "
+        "Equal values share "
         "their average rank in Spearman's correlation; the listed order breaks ties by name.",
         "",
     ]
-    for forget in sorted({r["forget_set"] for r in results}):
-        plot(details, forget, args.out)
-        text, _ = ranking(results, forget)
-        report.append(text)
+    for setting in sorted({(r["forget_set"], r["sparsity_target"]) for r in results}):
+        rows = {r["unlearner"]: r for r in results if (r["forget_set"], r["sparsity_target"]) == setting}
+        plot({u: details[r["row_id"]] for u, r in rows.items() if r["row_id"] in details}, setting, args.out)
+        report.append(ranking(rows, setting))
     (args.out / "ranking.md").write_text("\n".join(report))
     print("\n".join(report))
 
