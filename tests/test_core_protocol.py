@@ -447,6 +447,7 @@ def test_set_pools_fields(path: Path, registry: Registry) -> None:
         ("pools.size", 1, InvalidValueError, "pools.size must be >= 2"),
         ("pools.shadow_size", 1, InvalidValueError, "pools.shadow_size 0 or >= 2"),
         ("pools.shadow_fraction", 1.0, InvalidValueError, "pools.shadow_fraction must be in (0, 1)"),
+        ("pools.seed_base", -1, InvalidValueError, "pools.seed_base must be >= 0"),
         ("pools.size", "many", InvalidValueError, "pools.size: expected int, got 'many'"),
         ("pools.recipe", "nosuch", UnknownChoiceError, "'nosuch'; valid choices: default"),
         ("pools.nosuch", 1, UnknownChoiceError, "'nosuch'; valid choices: recipe, seed_base"),
