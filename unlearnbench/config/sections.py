@@ -134,7 +134,7 @@ class PoolsSection:
         if not 0.0 < self.shadow_fraction < 1.0:
             raise InvalidValueError(f"pools.shadow_fraction must be in (0, 1), got {self.shadow_fraction}")
         if self.seed_base < 0:
-            raise InvalidValueError(f"pools.seed_base must be >= 0 (seeds are non-negative), got {self.seed_base}")
+            raise InvalidValueError(f"pools.seed_base must be >= 0, got {self.seed_base}")
 
 
 @dataclass(frozen=True)

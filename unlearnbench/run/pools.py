@@ -21,7 +21,7 @@ from torch import nn
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.registry.components import Unlearner, UnlearnTask
-from unlearnbench.run.pool_plan import POOL_KINDS, POOL_PREFIX, POOL_SPLITS, pool_needs
+from unlearnbench.run.pool_plan import POOL_KINDS, POOL_PREFIX, pool_needs
 from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
 
@@ -30,7 +30,6 @@ PoolKind = Literal["retrain", "unlearned", "shadow"]
 __all__ = [
     "POOL_KINDS",
     "POOL_PREFIX",
-    "POOL_SPLITS",
     "PoolOutputs",
     "PoolSpec",
     "margins",

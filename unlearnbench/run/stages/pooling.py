@@ -19,7 +19,7 @@ import torch
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import Node
-from unlearnbench.run.pools import POOL_SPLITS, pool_outputs, shadow_membership, train_shadow_member
+from unlearnbench.run.pools import pool_outputs, shadow_membership, train_shadow_member
 from unlearnbench.run.stages.common import ModelArtifact, Output, checked, model_of, state_of
 
 
@@ -49,7 +49,7 @@ def shadow_member(ctx: RunContext, node: Node, parents: Mapping[str, Output]) ->
 
 def pool(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> ModelArtifact:
     assert node.forget is not None
-    splits = {s: ctx.splits(node.forget)[s] for s in POOL_SPLITS}
+    splits = {s: ctx.splits(node.forget)[s] for s in node.inputs["splits"]}
     models = []
     for i in range(len(node.parents)):
         member = model_of(parents, f"member:{i}")
