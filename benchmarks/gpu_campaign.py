@@ -9,6 +9,11 @@
    register is reported in one line and skipped.
 3. ``unlearnbench publish`` of each protocol's records into ``OUT/leaderboards/<protocol>/``;
    wall times of every step in ``OUT/timings.json``.
+4. With ``--pools N``: ``cifar10-airbench`` with the pool metrics (eps-score, KLOM, U-LiRA) and
+   pools of N models, seed 0, dense and 95% OMP, no un-pruning (the ``cifar10-airbench-pools``
+   board's settings), into ``OUT/runs/cifar10-airbench-pools/`` and its leaderboard
+   (``unlearnbench plan`` with those settings prints what it trains); ``--protocols ''`` runs it
+   alone.
 
 Example (GPU machine, data extracted from ``cifar10-jpeg.tar.gz`` into /tmp/data)::
 
@@ -53,6 +58,16 @@ from unlearnbench.run.pipeline import Pipeline, RunSettings
 PROTOCOLS = ("cifar10-airbench", "cifar10-resnet18")
 DEFAULT_SEEDS = {"cifar10-airbench": [0, 1, 2]}
 """Seeds when ``--seeds`` is not given; other protocols run their own (one seed for resnet18)."""
+POOL_PROTOCOL = "cifar10-airbench"
+POOL_BOARD = "cifar10-airbench-pools"
+POOL_METRICS = ["ua", "mia-efficacy", "ra", "ta", "fta", "rte", "eps-score", "klom", "u-lira"]
+POOL_OVERRIDES: list[tuple[str, Any]] = [
+    ("seeds", [0]),
+    ("pools.seed_base", 0),  # the protocol's seeds are pool members: their models are computed once
+    ("unprune.modes", [False]),
+    ("evaluate.metrics", POOL_METRICS),
+]
+"""``--pools N``: the settings of the published ``cifar10-airbench-pools`` board, N models a pool."""
 
 
 def throughput(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -77,16 +92,23 @@ def throughput(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
     }
 
 
-def run_protocol(registry: Registry, name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run one protocol end to end into ``OUT/runs/<name>/``; its log goes to ``run.log`` there."""
-    overrides = parse_sets(args.sets)
+def run_protocol(
+    registry: Registry,
+    name: str,
+    args: argparse.Namespace,
+    extra: Sequence[tuple[str, Any]] = (),
+    board: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run one protocol end to end into ``OUT/runs/<board>/`` (default: the protocol's name), with
+    ``extra`` overrides before ``--set``'s; its log goes to ``run.log`` there."""
+    overrides = [*extra, *parse_sets(args.sets)]
     seeds = args.seeds or DEFAULT_SEEDS.get(name)
-    if seeds:
+    if seeds and not extra:
         overrides.append(("seeds", seeds))
     if args.limit:
         overrides.append(("data.limit", args.limit))
     protocol = load_protocol(registry.protocol_path(name), overrides, registry)
-    out = args.out / "runs" / name
+    out = args.out / "runs" / (board or name)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -124,6 +146,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--throughput-epochs", type=int, default=2, help="timed epochs per throughput loop")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--pools",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"after the protocols, the {POOL_BOARD} board with pools of N models (0: skip)",
+    )
     return parser.parse_args(argv)
 
 
@@ -147,7 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings["throughput_s"] = time.perf_counter() - started
     registry = Registry(create_host())
     failures = 0
-    for name in [p.strip() for p in args.protocols.split(",") if p.strip()]:
+    jobs: list[tuple[str, str, list[tuple[str, Any]]]] = [
+        (name, name, []) for name in (p.strip() for p in args.protocols.split(",")) if name
+    ]
+    if args.pools:
+        jobs.append((POOL_PROTOCOL, POOL_BOARD, [*POOL_OVERRIDES, ("pools.size", args.pools)]))
+    for name, board_name, extra in jobs:
         if name not in registry.protocol_names():
             print(
                 f"{name}: not registered in this checkout "
@@ -156,24 +190,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         started = time.perf_counter()
         try:
-            records = run_protocol(registry, name, args)
+            records = run_protocol(registry, name, args, extra, board_name)
         except UnlearnbenchError as exc:
-            print(f"{name}: {exc}; skipped")
+            print(f"{board_name}: {exc}; skipped")
             failures += 1
             continue
         run_s = time.perf_counter() - started
         failed = sum(r["status"] != "ok" for r in records)
         failures += failed
-        board = args.out / "leaderboards" / name
+        board = args.out / "leaderboards" / board_name
         publish(board, records, registry_defaults(records))
-        timings[name] = {
+        timings[board_name] = {
             "run_s": run_s,
             "rows": len(records),
             "failed": failed,
             "seeds": sorted({r["seed"] for r in records}),
         }
         print(
-            f"{name}: {len(records)} rows ({failed} failed) in {run_s:.1f} s; leaderboard {board}/README.md"
+            f"{board_name}: {len(records)} rows ({failed} failed) in {run_s:.1f} s; "
+            f"leaderboard {board}/README.md"
         )
     (args.out / "timings.json").write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
     print(f"timings: {args.out / 'timings.json'}")
