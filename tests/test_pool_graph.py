@@ -68,6 +68,9 @@ def test_pools_are_planned_only_for_pool_metrics_and_shared() -> None:
     assert all(graph.nodes[n.parent("start")].stage == "prune" for n in ft)
     assert pool_parent(graph, "ga", "retrain").key == pool_parent(graph, "ft", "retrain").key
     assert pool_parent(graph, "ga", "shadow").key == pool_parent(graph, "ft", "shadow").key
+    # the shadow pool serves the attacks on forget and held-out examples: no retain set
+    assert pool_parent(graph, "ft", "shadow").inputs["splits"] == ["forget", "test", "forget_test"]
+    assert "retain" in pool_parent(graph, "ft", "retrain").inputs["splits"]
     original = member_nodes(graph, pool_parent(graph, "original", "unlearned"))
     assert {n.stage for n in original} == {"prune"}  # the original row's pool: pruned originals
     # un-prune rows: the un-prune pipeline at each pool seed (the gold, re-pruned pools)

@@ -3,10 +3,11 @@
 A ``pool-shadow`` node trains shadow model ``member`` on the candidates (training pool, then the
 evaluation test split) its row of the membership matrix marks
 (:func:`unlearnbench.run.pools.shadow_membership`). A ``pool`` node loads its ``member:<i>``
-parents and stores their margins and top-1 correctness on the forget, retain and test splits of
-its forget set and on the test examples of its forgotten classes (``forget_test``, empty for
-random forgetting), plus the shadow membership of the forget and test examples, as tensors (no
-weights); the evaluate stage hands them to metrics as :class:`~unlearnbench.run.pools.PoolOutputs`.
+parents and stores their margins and top-1 correctness on the splits of its forget set that its
+kind names (``pool_plan.POOL_SPLITS``: forget, retain, test and the forgotten classes' test
+examples ``forget_test``, empty for random forgetting; no retain set for shadow pools), plus the
+shadow membership of those examples, as tensors (no weights); the evaluate stage hands them to
+metrics as :class:`~unlearnbench.run.pools.PoolOutputs`.
 """
 
 from __future__ import annotations
