@@ -119,7 +119,32 @@ def run_options(command: Any) -> Any:
             help="Only with / only without un-pruning (default: both).",
         ),
         click.option(
-            "--seed", "seeds", multiple=True, help="Seed(s) (default: the protocol's); commas, +N adds."
+            "--seed",
+            "seeds",
+            multiple=True,
+            help="Train seed(s) (default: the protocol's); commas, +N adds.",
+        ),
+        click.option(
+            "--unlearn-repeats",
+            type=int,
+            help="Unlearning repetitions per train seed, each with its own seed (unlearn.repeats; 1).",
+        ),
+        click.option(
+            "--eval-repeats",
+            type=int,
+            help="Evaluation repetitions per model, evaluation seeds 0..K-1 (evaluate.repeats; default 1).",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "bf16", "fp32"]),
+            default="auto",
+            show_default=True,
+            help="Training precision: bf16 autocast, fp32, or auto (bf16 where the device runs it natively).",
+        ),
+        click.option(
+            "--deterministic",
+            is_flag=True,
+            help="torch deterministic algorithms and a fixed thread count per node (1 unless --threads).",
         ),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option(
@@ -207,6 +232,13 @@ def load_run(
         overrides.append(("unprune.modes", [options["unprune"]]))
     if options["limit"]:
         overrides.append(("data.limit", options["limit"]))
+    for key, option in (("unlearn.repeats", "unlearn_repeats"), ("evaluate.repeats", "eval_repeats")):
+        if options.get(option) is not None:
+            if options[option] < 1:
+                raise InvalidValueError(
+                    f"--{option.replace('_', '-')} {options[option]} must be an integer >= 1"
+                )
+            overrides.append((key, options[option]))
     loaded = load_protocol(path, overrides, registry)
     data_root = options["data_root"]
     if data_root is not None and not getattr(
@@ -220,10 +252,11 @@ def load_run(
         check_output_dir(options["out"])
     if options["threads"] is not None and options["threads"] < 1:
         raise InvalidValueError(f"--threads {options['threads']} must be an integer >= 1")
-    if options["threads"] is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(options["threads"])
+    deterministic = bool(options.get("deterministic"))
+    threads = options["threads"] or (1 if deterministic else torch.get_num_threads())
+    torch.set_num_threads(threads)
     settings = RunSettings(
         out=options["out"],
         device=resolve_device(options["device"]),
@@ -231,5 +264,8 @@ def load_run(
         download=options["download"],
         artifact_root=options["artifact_root"],
         tuning=tuning,
+        precision=options.get("precision") or "auto",
+        threads=threads,
+        deterministic=deterministic,
     )
     return loaded, settings

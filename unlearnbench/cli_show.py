@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
-from unlearnbench.report.leaderboard import Roles, row_gaps
+from unlearnbench.report.leaderboard import Roles, tables
 from unlearnbench.report.results import read_records
 
 WIDTH = 80
@@ -62,41 +62,31 @@ def _chunks(
 
 
 def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) -> list[Any]:
-    """Rich renderables: a table per setting, a legend of abbreviated labels, the failed rows."""
-    info: dict[str, Any] = {}
-    names: list[str] = []
-    for r in records:
-        info.update(r.get("metric_info") or {})
-        names += [n for n in r.get("metric_names") or [] if n not in names]
-    gaps = row_gaps([r for r in records if "row_id" in r and r.get("status") == "ok"], roles)
-    seeds = {r["seed"] for r in records}
-    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["forget_set"], r["pruner"], r["sparsity_target"]), []).append(r)
+    """Rich renderables: a table per setting (the leaderboard's: mean ± 95% half-width over train
+    seeds, n = train seeds x unlearning x evaluation repetitions), a legend of abbreviated labels,
+    the failed rows."""
     out: list[Any] = []
     legend: dict[str, str] = {}
-    for (forget, pruner, target), rows in sorted(groups.items()):
-        ok = [r for r in rows if r["status"] == "ok"]
-        if not ok:
-            continue
-        keys = [("Method", [_method(r) for r in ok])]
-        if len(seeds) > 1:
-            keys.append(("Seed", [str(r["seed"]) for r in ok]))
+    info: dict[str, Any] = {}
+    for r in records:
+        info.update(r.get("metric_info") or {})
+    for group in tables([r for r in records if "row_id" in r], roles):
+        keys = [("Method", [str(row["Method"]) for row in group.rows])]
         columns = []
-        for name in names:
+        for name, header in group.metrics:
             meta = info.get(name, {})
             label = meta.get("label", name)
             short = abbreviate(label)
             if short != label:
                 legend[short] = label
             unit = meta.get("unit") or ""
-            digits = 3 if unit == "min" else 2
-            values = [(r.get("metrics") or {}).get(name) for r in ok]
-            cells = ["-" if v is None else f"{v:.{digits}f}" for v in values]
+            cells = [str(row.get(header, "-")).replace(" ± ", "±") for row in group.rows]
             columns.append((f"{short}\n{unit}" if unit else short, cells))
-        row_gap = [gaps.get(r.get("row_id", "")) for r in ok]
-        columns.append(("Gap", ["-" if g is None else f"{g:.2f}" for g in row_gap]))
-        title = f"{forget} · {pruner} @ {target}"
+        for extra in ("Gap", "Gap-gold", "n"):
+            if extra in group.columns:
+                columns.append((extra, [str(row.get(extra, "-")).replace(" ± ", "±") for row in group.rows]))
+        k = group.key
+        title = f"{k['forget_set']} · {k['pruner']} @ {k['sparsity_target']}"
         for number, chunk in enumerate(_chunks(keys, columns)):
             table = Table(
                 title=title if number == 0 else f"{title} (continued)", box=box.SIMPLE_HEAD, padding=(0, 1)
@@ -105,14 +95,14 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
                 table.add_column(header, no_wrap=True)
             for header, _ in chunk:
                 table.add_column(header, justify="right", no_wrap=True)
-            for i in range(len(ok)):
+            for i in range(len(group.rows)):
                 table.add_row(*[cells[i] for _, cells in keys], *[cells[i] for _, cells in chunk])
             out.append(table)
     notes = [f"{k} = {v}" for k, v in legend.items()]
     if any(r["unprune"] for r in records):
-        notes.append("+NAME = un-pruned with that un-pruner (+UP: un-pruner not recorded)")
-    if notes:
-        out.append("; ".join(notes))
+        notes.append("+NAME = un-pruned with that un-pruner")
+    notes.append("± = 95% interval over train seeds; n = train seeds x unlearning x evaluation repetitions")
+    out.append("; ".join(notes))
     for r in records:
         if r["status"] != "ok":
             out.append(

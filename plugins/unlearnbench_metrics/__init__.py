@@ -20,7 +20,7 @@ from unlearnbench_metrics.gold import (
     OriginalGoldIoU,
     SeedBaselineIoU,
 )
-from unlearnbench_metrics.mia import MIAEfficacy
+from unlearnbench_metrics.mia import MIAEfficacy, MIAEfficacyReference
 from unlearnbench_metrics.pool_metrics import KLOM, EpsScore, ULiRA
 
 
@@ -32,6 +32,7 @@ def unlearnbench_register_metrics() -> list[type]:
         TestingAccuracy,
         ForgottenClassTestAccuracy,
         MIAEfficacy,
+        MIAEfficacyReference,
         RunTimeEfficiency,
         MaskIoURetainTopology,
         GoldIoU,

@@ -16,6 +16,8 @@ SELECTION_FIELDS = (
     ("unprune", "modes"),
     ("evaluate", "metrics"),
     ("seeds",),
+    ("unlearn", "repeats"),
+    ("evaluate", "repeats"),
 )
 PARAM_KINDS = {
     "data": "dataset",
@@ -86,8 +88,17 @@ class PruneSection:
 
 @dataclass(frozen=True)
 class UnlearnSection:
+    """``repeats`` (J): unlearning repetitions per train seed, each with its own unlearning seed
+    (:func:`unlearnbench.seeds.unlearn_seed`) on the same original; reference rows (``retrain``)
+    have one."""
+
     unlearners: tuple[str, ...] = ("retrain", "ft", "ga")
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeats: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.repeats, bool) or self.repeats < 1:
+            raise InvalidValueError(f"unlearn.repeats must be an integer >= 1, got {self.repeats!r}")
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,16 @@ class UnpruneSection:
 
 @dataclass(frozen=True)
 class EvaluateSection:
+    """``repeats`` (K): evaluation repetitions per model, with evaluation seeds 0 .. K-1 (the
+    seeded metrics, e.g. MIA's shadow draw, run once per seed; the others once per model)."""
+
     metrics: tuple[str, ...] = ("ua", "mia-efficacy", "ra", "ta", "rte")
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeats: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.repeats, bool) or self.repeats < 1:
+            raise InvalidValueError(f"evaluate.repeats must be an integer >= 1, got {self.repeats!r}")
 
 
 @dataclass(frozen=True)

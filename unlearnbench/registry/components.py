@@ -244,7 +244,8 @@ class Metric(Component):
     references it reads (``"pool:<kind>"`` for a model pool, read with ``EvalContext.pool``);
     the run builds only the references some selected metric needs. ``gap`` marks the metrics
     averaged into the leaderboard's Gap column (mean |metric - retrain's|, "Disparity Ave." of
-    Jia et al., 2023); selecting one adds the retrain rows. ``compute`` returns a float, None, or
+    Jia et al., 2023); selecting one adds the retrain rows. ``seeded`` marks a metric whose
+    randomness comes from ``ctx.eval_seed`` (the evaluation seed). ``compute`` returns a float, None, or
     a :class:`MetricValue` carrying details besides the number: the scalar ones (e.g. one value
     per layer) go into the record's ``metric_details``, all of them (e.g. per-example lists) into
     the evaluate artifact, where plots read them.
@@ -257,6 +258,9 @@ class Metric(Component):
     needs: ClassVar[tuple[str, ...]] = ()
     """The references this metric reads through ``EvalContext.reference`` (e.g. ``"retrain"``)."""
     gap: ClassVar[bool] = False
+    seeded: ClassVar[bool] = False
+    """True when the value depends on ``EvalContext.eval_seed`` (e.g. a shadow draw): the metric
+    then runs once per evaluation repetition, the others once per model."""
 
     def compute(self, ctx: EvalContext) -> float | MetricValue | None:
         raise NotImplementedError

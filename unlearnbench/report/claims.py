@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.report.stats import RULE, Verdict, approximate, fmt, iou_metric, load, paired, seed_gaps
+from unlearnbench.report.stats import (
+    RULE,
+    Verdict,
+    approximate,
+    by_train_seed,
+    fmt,
+    iou_metric,
+    load,
+    method_key,
+    paired,
+    train_seed_gaps,
+)
 
 # Jia et al. Table 3 (CIFAR-10, ResNet-18), Disparity dense / 95% OMP, by forget kind and unlearner.
 PAPER_GAPS = {
@@ -41,40 +52,29 @@ class Check:
     digits: int = 2
 
 
-def _by_seed(records: Iterable[ResultRecord], value: Mapping[str, float] | str) -> dict[int, float]:
-    """seed -> the row's per-seed gap (a mapping by row_id) or its metric (a metric name)."""
-    out = {}
-    for r in records:
-        found = value.get(r.row_id) if isinstance(value, Mapping) else r.metrics.get(value)
-        if found is not None:
-            out[r.seed] = float(found)
-    return out
-
-
-def _values(by_seed: Mapping[int, float]) -> list[float]:
-    return [by_seed[s] for s in sorted(by_seed)]
-
-
 def sparsity_shrinks_gap(records: Sequence[ResultRecord]) -> list[Check]:
-    """Claim (a): dense gap minus sparse gap, per approximate unlearner, forget set, pruner and sparsity."""
-    gaps = seed_gaps(records)
+    """Claim (a): dense gap minus sparse gap, per approximate unlearner, forget set, pruner and
+    sparsity, paired over train seeds."""
+    gaps = train_seed_gaps(records)
     checks = []
     plain = [r for r in records if not r.unprune]
     for unlearner in approximate(plain):
         rows = [r for r in plain if r.unlearner == unlearner]
         for key in sorted({(r.protocol_hash, r.forget_set, r.pruner) for r in rows}):
             same = [r for r in rows if (r.protocol_hash, r.forget_set, r.pruner) == key]
-            if not any(r.sparsity_target == 0.0 for r in same):
+            dense_rows = [r for r in same if r.sparsity_target == 0.0]
+            if not dense_rows:
                 continue
-            dense = _by_seed([r for r in same if r.sparsity_target == 0.0], gaps)
+            dense = gaps.get(method_key(dense_rows[0]), {})
             for target in sorted({r.sparsity_target for r in same} - {0.0}):
-                sparse = _by_seed([r for r in same if r.sparsity_target == target], gaps)
+                sparse_rows = [r for r in same if r.sparsity_target == target]
+                sparse = gaps.get(method_key(sparse_rows[0]), {})
                 kind = same[0].forget_kind
                 checks.append(
                     Check(
                         f"`{key[1]}` · {key[2]} @ {target:g} · {unlearner}",
-                        fmt(_values(dense)),
-                        fmt(_values(sparse)),
+                        fmt(dense),
+                        fmt(sparse),
                         paired(dense, sparse),
                         PAPER_GAPS.get(kind, {}).get(unlearner, "-") if target == 0.95 else "-",
                     )
@@ -89,8 +89,8 @@ def l1_sparse_beats_ft(records: Sequence[ResultRecord]) -> list[Check]:
     for key in sorted({(r.protocol_hash, r.forget_set, r.pruner) for r in rows}):
         same = [r for r in rows if (r.protocol_hash, r.forget_set, r.pruner) == key]
         for metric in ("ua", "mia-efficacy"):
-            l1 = _by_seed([r for r in same if r.unlearner == "l1-sparse"], metric)
-            ft = _by_seed([r for r in same if r.unlearner == "ft"], metric)
+            l1 = by_train_seed([r for r in same if r.unlearner == "l1-sparse"], metric)
+            ft = by_train_seed([r for r in same if r.unlearner == "ft"], metric)
             if not l1 and not ft:
                 continue
             verdict = paired(l1, ft)
@@ -103,8 +103,8 @@ def l1_sparse_beats_ft(records: Sequence[ResultRecord]) -> list[Check]:
             checks.append(
                 Check(
                     f"`{key[1]}` · dense · {metric}{relative}",
-                    fmt(_values(l1)),
-                    fmt(_values(ft)),
+                    fmt(l1),
+                    fmt(ft),
                     verdict,
                     PAPER_FT_VS_L1[metric],
                 )
@@ -122,13 +122,11 @@ def unpruning_beats_control(records: Sequence[ResultRecord]) -> tuple[str | None
     keys = sorted({(r.forget_set, r.pruner, r.sparsity_target, r.unlearner) for r in rows})
     for key in keys:
         same = [r for r in rows if (r.forget_set, r.pruner, r.sparsity_target, r.unlearner) == key]
-        control = _by_seed([r for r in same if r.unpruner == CONTROL], metric)
+        control = by_train_seed([r for r in same if r.unpruner == CONTROL], metric)
         for unpruner in sorted({r.unpruner for r in same} - {CONTROL}):  # type: ignore[type-var]
-            ours = _by_seed([r for r in same if r.unpruner == unpruner], metric)
+            ours = by_train_seed([r for r in same if r.unpruner == unpruner], metric)
             where = f"`{key[0]}` · {key[1]} @ {key[2]:g} · {key[3]} · {unpruner} vs control"
-            checks.append(
-                Check(where, fmt(_values(ours), 3), fmt(_values(control), 3), paired(ours, control), digits=3)
-            )
+            checks.append(Check(where, fmt(ours, 3), fmt(control, 3), paired(ours, control), digits=3))
     return metric, checks
 
 
@@ -159,7 +157,7 @@ def render_claims(raw: Iterable[Mapping[str, Any]]) -> str:
     lines = ["## Claims check", "", RULE, ""]
     lines += _section(
         "(a) Sparsity shrinks the gap to retrain of approximate unlearners (Jia et al., Table 3)",
-        "Gap = mean |Δ| to the same seed's retrain over the gap metrics; d = dense gap - sparse gap. "
+        "Gap = mean |Δ| to the same train seed's retrain over the gap metrics; d = dense gap - sparse gap. "
         "Published: Disparity dense → 95% OMP, CIFAR-10 ResNet-18.",
         sparsity_shrinks_gap(records),
         ("gap dense", "gap sparse"),

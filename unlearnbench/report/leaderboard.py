@@ -1,16 +1,18 @@
 """Leaderboard tables rendered from result records only (pandas + tabulate).
 
-One table per (protocol, version, hash, forget set, pruner, sparsity): reference rows first
-(the ``original`` row, then rows that provide a reference), every metric as mean +- std over
-seeds, the number of seeds, and the average gap to the ``retrain`` reference ("Disparity Ave.",
-Jia et al. 2023) over the gap metrics where all are present: per metric |seed mean - retrain's seed
-mean|, averaged (as the paper computes it from its mean columns, not the mean of per-seed gaps).
-When the table has a ``gold`` reference row (un-pruning's target), un-prune rows also get
-``Gap-gold``, the same average gap to the gold row. Un-prune rows are labelled ``<unlearner> +
-<un-pruner>`` and sorted so that each stands beside the same unlearner's other un-pruners (e.g.
-its ``control``). Which rows are references and which metrics make the gap come from the records
-(``reference``, ``metric_info[name]["gap"]``); for records written before they held it, from
-:class:`Roles` (the CLI reads them from the registry).
+One table per (protocol, version, hash, data copy, forget set, pruner, sparsity): reference rows
+first (the ``original`` row, then rows that provide a reference), every metric as its mean with
+the 95% interval over train seeds and the design ``n`` = train seeds x unlearning repetitions x
+evaluation repetitions (:mod:`unlearnbench.report.noise`), and the gap to the ``retrain``
+reference ("Disparity Ave.", Jia et al. 2023) over the gap metrics: the mean over train seeds of
+the per-seed gap, with its interval; a method whose paired difference to retrain holds 0 on every
+gap metric is marked ≈. Under a table whose rows have repetitions, the variance shares of
+training, unlearning and evaluation. When the table has a ``gold`` reference row (un-pruning's
+target), un-prune rows also get ``Gap-gold``, the same gap to the gold row. Un-prune rows are
+labelled ``<unlearner> + <un-pruner>`` and sorted so that each stands beside the same unlearner's
+other un-pruners (e.g. its ``control``). Which rows are references and which metrics make the gap
+come from the records (``reference``, ``metric_info[name]["gap"]``); for records written before
+they held it, from :class:`Roles` (the CLI reads them from the registry).
 Each table is labelled with the data copy, hardware and commit; when its rows were computed on
 different devices or thread counts (the record's ``device``, from the artifacts' provenance) an
 ``RTE device`` column names each row's, and a method whose component moved pruned weights is
@@ -19,13 +21,13 @@ marked † with the count (``mask_violations``) under the table.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from unlearnbench.report import noise
 from unlearnbench.report.record import ResultRecord, method_label
 from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 
@@ -53,13 +55,13 @@ def _gap_metrics(record: ResultRecord, roles: Roles) -> tuple[str, ...]:
     return tuple(n for n in record.metric_names if n in roles.gap_metrics)
 
 
-def _fmt(values: Sequence[float], digits: int) -> str:
-    clean = [v for v in values if v is not None and not math.isnan(v)]
-    if not clean:
+def _fmt(summary: noise.Summary | None, digits: int) -> str:
+    """``mean ± half-width`` of the 95% interval over train seeds (the mean alone with one train
+    seed), ``-`` for no value."""
+    if summary is None:
         return "-"
-    series = pd.Series(clean, dtype=float)
-    mean = f"{series.mean():.{digits}f}"
-    return mean if len(clean) == 1 else f"{mean} ± {series.std(ddof=1):.{digits}f}"
+    mean = f"{summary.mean:.{digits}f}"
+    return mean if summary.half_width is None else f"{mean} ± {summary.half_width:.{digits}f}"
 
 
 def _header(name: str, info: dict[str, Any]) -> str:
@@ -68,26 +70,37 @@ def _header(name: str, info: dict[str, Any]) -> str:
     return f"{label} ({unit})" if unit and unit != "%" else label
 
 
-def _mean(values: Iterable[Any]) -> float | None:
-    clean = [float(v) for v in values if v is not None and not math.isnan(v)]
-    return sum(clean) / len(clean) if clean else None
+def _summary(sub: pd.DataFrame, name: str) -> noise.Summary | None:
+    return noise.summarize(noise.observations(sub.to_dict("records"), name))
 
 
-def _gap(sub: pd.DataFrame, reference: pd.DataFrame) -> float | None:
-    """Mean over the gap metrics of |mean over ``sub``'s seeds - mean over ``reference``'s seeds|
-    (as the paper computes it from its mean columns; not the mean of per-seed gaps); None unless
-    every gap metric has a mean on both sides."""
+def _gaps(sub: pd.DataFrame, reference: pd.DataFrame) -> dict[int, float]:
+    """Train seed -> the gap of ``sub``'s train-seed means to ``reference``'s (:func:`noise.gap`)."""
     names = sub.iloc[0].gap_metrics
     if reference.empty or not names:
-        return None
-    gaps = []
+        return {}
+    return noise.train_seed_gaps(sub.to_dict("records"), reference.to_dict("records"), names)
+
+
+def _gap_summary(sub: pd.DataFrame, reference: pd.DataFrame) -> noise.Summary | None:
+    """The mean over train seeds of the per-seed gap, with its 95% interval."""
+    gaps = _gaps(sub, reference)
+    return noise.summarize([noise.Observation(s, s, 0, g) for s, g in gaps.items()])
+
+
+def _like_reference(sub: pd.DataFrame, reference: pd.DataFrame) -> bool:
+    """Whether, on every gap metric, the 95% interval of the paired (train-seed) difference to
+    ``reference`` holds 0: the rows are indistinguishable from the reference at this many seeds."""
+    names = sub.iloc[0].gap_metrics
+    if reference.empty or not names:
+        return False
     for name in names:
-        ours = _mean(m.get(name) for m in sub.metrics)
-        ref = _mean(m.get(name) for m in reference.metrics)
-        if ours is None or ref is None:
-            return None
-        gaps.append(abs(ours - ref))
-    return sum(gaps) / len(gaps)
+        ours = noise.train_means(noise.observations(sub.to_dict("records"), name))
+        ref = noise.train_means(noise.observations(reference.to_dict("records"), name))
+        diff = noise.paired(ours, ref)
+        if diff.half_width is None or abs(diff.mean) > diff.half_width:
+            return False
+    return True
 
 
 def _frame(records: Iterable[dict[str, Any]], roles: Roles) -> pd.DataFrame:
@@ -100,32 +113,93 @@ def _frame(records: Iterable[dict[str, Any]], roles: Roles) -> pd.DataFrame:
 
 
 def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> dict[str, float | None]:
-    """The Gap of every ok record by ``row_id``, as the leaderboard computes it."""
+    """The gap of every ok record by ``row_id``: its own values against the retrain rows'
+    train-seed means at its train seed and setting."""
     frame = _frame(records, roles or Roles())
     if frame.empty:
         return {}
     ok = frame[frame.status == "ok"]
-    same = ["protocol_hash", "seed", "pruner", "sparsity_target", "forget_set"]
+    same = ["protocol_hash", "data_copy", "pruner", "sparsity_target", "forget_set"]
     gaps: dict[str, float | None] = {}
     for index, row in ok.iterrows():
         reference = ok[(ok.reference_role == GAP_REFERENCE) & (ok[same] == row[same]).all(axis=1)]
-        gaps[row.row_id] = _gap(ok.loc[[index]], reference)
+        train = noise.record_seeds(row)[0]
+        found = _gaps(ok.loc[[index]], reference)
+        gaps[row.row_id] = found.get(train)
     return gaps
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    """One table of comparable records as data: ``rows`` are the cells by column (formatted
+    strings; ``columns`` in order), ``metrics`` the (metric name, column) pairs, ``shares`` the
+    variance shares by method and column, ``notes`` the footnotes."""
+
+    key: Mapping[str, Any]
+    title: str
+    caption: str
+    columns: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    metrics: tuple[tuple[str, str], ...]
+    shares: Mapping[str, Mapping[str, str]]
+    notes: tuple[str, ...]
+
+    def markdown(self) -> str:
+        table = pd.DataFrame(list(self.rows), columns=list(self.columns))
+        footer = "".join(f"\n{note}\n" for note in self.notes)
+        body = table.to_markdown(index=False)
+        return f"### {self.title}\n\n{self.caption}\n\n{body}\n{footer}{self._shares()}"
+
+    def _shares(self) -> str:
+        """The variance shares table (percent of the separable variance from training, unlearning
+        and evaluation), or nothing when no row has more than one level."""
+        used = {c for by in self.shares.values() for c in by}
+        columns = [c for _, c in self.metrics if c in used]
+        if not columns:
+            return ""
+        rows = [{"Method": m, **{c: by.get(c, "-") for c in columns}} for m, by in self.shares.items() if by]
+        return (
+            "\nVariance shares (%; T = train seeds, U = unlearning repetitions, E = evaluation repetitions; "
+            "ANOVA estimators of the nested design, see `unlearnbench/report/noise.py`; - = not separable "
+            "with one repetition at that level):\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"
+        )
+
+
+GROUP_KEYS = (
+    "protocol",
+    "protocol_version",
+    "protocol_hash",
+    "data_copy",
+    "forget_set",
+    "pruner",
+    "sparsity_target",
+)
+"""What a table holds fixed: results of different protocol hashes or data copies never share one."""
+
+
+def tables(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> list[GroupTable]:
+    """Every table of comparable ok records, in order."""
+    frame = _frame(records, roles or Roles())
+    if frame.empty:
+        return []
+    ok = frame[frame.status == "ok"].copy()
+    if ok.empty:
+        return []
+    ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
+    keys = list(GROUP_KEYS)
+    return [
+        _group_table(dict(zip(keys, key, strict=True)), group) for key, group in ok.groupby(keys, sort=True)
+    ]
 
 
 def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
     """Markdown for every group of comparable records, or a note that there are none."""
+    records = list(records)
     frame = _frame(records, roles or Roles())
     if frame.empty:
         return "_No results._\n"
+    parts = [t.markdown() for t in tables(records, roles)]
     failed = frame[frame.status != "ok"]
-    ok = frame[frame.status == "ok"].copy()
-    parts = []
-    group_keys = ["protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target"]
-    if not ok.empty:
-        ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
-        for key, group in ok.groupby(group_keys, sort=True):
-            parts.append(_render_group(dict(zip(group_keys, key, strict=True)), group))
     if not failed.empty:
         lines = ["### Failed rows", ""]
         for row in failed.itertuples():
@@ -138,7 +212,7 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
     return "\n".join(parts)
 
 
-def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
+def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
     info: dict[str, Any] = {}
     for row_info in group.metric_info:
         info.update(row_info or {})
@@ -148,6 +222,7 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             n for n in (names if isinstance(names, list) else list(info)) if n not in metric_names
         ]
     metric_names += [n for n in info if n not in metric_names]
+    headers = {name: _header(name, info[name]) for name in metric_names}
     table_rows = []
     is_reference = group.reference_role.map(lambda r: isinstance(r, str))
     original = set(group.unlearner[group.reference_role == ORIGINAL])
@@ -157,6 +232,7 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     has_gold = not gold_reference.empty
     mixed = group.device.nunique() > 1
     notes = []
+    shares: dict[str, dict[str, str]] = {}
     for (unlearner, unprune, unpruner), sub in group.groupby(
         ["unlearner", "unprune", "unpruner"], sort=False
     ):
@@ -168,45 +244,67 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         if sum(moved.values()):
             stages = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(moved.items()) if n)
             notes.append(f"† {method}: pruned weights left nonzero and re-masked: {stages}.")
+        summaries = {name: _summary(sub, name) for name in metric_names}
+        is_approximate = unlearner not in original and unlearner not in references
+        gap = _gap_summary(sub, gap_reference)
+        same = is_approximate and gap is not None and _like_reference(sub, gap_reference)
         cells: dict[str, Any] = {
             "Method": method + (" †" if sum(moved.values()) else ""),
-            "Sparsity": _fmt(list(sub.sparsity), 3),
+            "Sparsity": _fmt(noise.summarize(_sparsities(sub)), 3),
         }
         for name in metric_names:
-            cells[_header(name, info[name])] = _fmt(
-                [m.get(name) for m in sub.metrics], 3 if info[name].get("unit") == "min" else 2
-            )
-        gap = _gap(sub, gap_reference)
-        cells["Gap"] = "-" if gap is None else f"{gap:.2f}"
+            cells[headers[name]] = _fmt(summaries[name], 3 if info[name].get("unit") == "min" else 2)
+        cells["Gap"] = _fmt(gap, 2) + (" ≈" if same else "")
         if has_gold:
-            gap_gold = _gap(sub, gold_reference) if unprune else None
-            cells["Gap-gold"] = "-" if gap_gold is None else f"{gap_gold:.2f}"
-        cells["Seeds"] = sub.seed.nunique()
+            cells["Gap-gold"] = _fmt(_gap_summary(sub, gold_reference) if unprune else None, 2)
+        design = next((x for x in summaries.values() if x is not None), None)
+        cells["n"] = design.design() if design is not None else f"{sub.seed.nunique()}x1x1"
         if mixed:
             cells["RTE device"] = "; ".join(sorted(set(sub.device)))
         rank = 0 if unlearner in original else 1 if unlearner in references else 2
-        order = (rank, unlearner, unprune, unpruner)
-        table_rows.append((order, cells))
+        table_rows.append(((rank, unlearner, unprune, unpruner), cells))
+        shares[method] = {
+            headers[name]: noise.share_text(x) for name, x in summaries.items() if x is not None and x.shares
+        }
     table_rows.sort(key=lambda item: item[0])
-    table = pd.DataFrame([cells for _, cells in table_rows])
     first = group.iloc[0]
     devices = ", ".join(sorted(set(group.device)))
     commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
     title = (
-        f"### {key['protocol']} v{key['protocol_version']} · forget `{key['forget_set']}` "
+        f"{key['protocol']} v{key['protocol_version']} · forget `{key['forget_set']}` "
         f"({first.forget_kind}, {first.forget_size} examples) · {key['pruner']} @ {key['sparsity_target']}"
     )
     caption = (
         f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
         f"model {first.model} · device {devices} · commit {commits} · "
-        f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean over "
-        f"{', '.join(_labels(first.gap_metrics, info))} of |seed mean - retrain's seed mean|"
+        f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± half-width of the 95% t-interval over "
+        "train seeds (a train seed's value: its mean over unlearning and evaluation repetitions; no ± with "
+        "one train seed); n = train seeds x unlearning repetitions x evaluation repetitions. Gap = mean "
+        f"over train seeds of the mean over {', '.join(_labels(first.gap_metrics, info))} of |value - "
+        "retrain's| at that seed; ≈ marks a method whose paired difference to retrain holds 0 in its "
+        "95% interval on every one of them (indistinguishable at these seeds)"
         + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
         + "; RTE in minutes on the device "
         + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")
     )
-    footer = "".join(f"\n{note}\n" for note in notes)
-    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n{footer}"
+    columns = tuple(dict.fromkeys(c for _, cells in table_rows for c in cells))
+    return GroupTable(
+        key=key,
+        title=title,
+        caption=caption,
+        columns=columns,
+        rows=tuple(cells for _, cells in table_rows),
+        metrics=tuple(headers.items()),
+        shares=shares,
+        notes=tuple(notes),
+    )
+
+
+def _sparsities(sub: pd.DataFrame) -> list[noise.Observation]:
+    found = [(r, r.get("sparsity")) for r in sub.to_dict("records")]
+    return [
+        noise.Observation(*noise.record_seeds(r), float(v)) for r, v in found if isinstance(v, int | float)
+    ]
 
 
 def _labels(names: Sequence[str], info: dict[str, Any]) -> list[str]:

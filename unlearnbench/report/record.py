@@ -5,7 +5,9 @@ reference a row provides, e.g. ``original``; from the unlearner's ``reference`` 
 fields of schema 1, whose records still load (the new fields empty). Schema 3 adds
 ``provenance`` (per stage: device, threads, precision, runtime_s, computed_at of the artifact
 used), ``mask_violations`` (per stage: pruned weights a component left nonzero, re-masked) and
-``node_keys`` (the artifact folders the row used).
+``node_keys`` (the artifact folders the row used). Schema 4 adds ``seeds``: the row's
+``train``, ``unlearn`` and ``eval`` seeds (records of schema 1 to 3 read as train = unlearn =
+``seed`` and eval 0, which is what they ran with).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DICT_FIELDS = (
     "metrics",
     "versions",
@@ -28,6 +30,7 @@ DICT_FIELDS = (
     "components",
     "provenance",
     "mask_violations",
+    "seeds",
 )
 
 
@@ -78,6 +81,8 @@ class ResultRecord:
     components: Mapping[str, str] = field(default_factory=dict)
     reference: str | None = None
     tuning: Mapping[str, Any] | None = None
+    seeds: Mapping[str, int] = field(default_factory=dict)
+    """``train``, ``unlearn`` and ``eval`` seeds (:mod:`unlearnbench.seeds`)."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -100,7 +105,7 @@ class ResultRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultRecord:
-        """A record read back (schema 1 to 3); unknown keys are ignored."""
+        """A record read back (schema 1 to 4); unknown keys are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["metric_names"] = tuple(values.get("metric_names") or ())
@@ -108,4 +113,6 @@ class ResultRecord:
         for name in DICT_FIELDS:
             values[name] = values.get(name) or {}
         values.setdefault("schema_version", 1)
+        if not values["seeds"] and "seed" in values:
+            values["seeds"] = {"train": values["seed"], "unlearn": values["seed"], "eval": 0}
         return cls(**values)

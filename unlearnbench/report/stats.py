@@ -1,25 +1,26 @@
-"""Per-seed numbers behind the published plots and the claims check, from result records only.
+"""Per-train-seed numbers behind the leaderboards, the published plots and the claims check,
+from result records only (the statistics themselves are in :mod:`unlearnbench.report.noise`).
 
-The gap of one record is paired with the ``retrain`` record of the same seed and setting
-(protocol hash, forget set, pruner, sparsity target): the mean over the gap metrics (the records'
-``metric_info[name]["gap"]``) of |metric - retrain's|. Comparisons pair seeds, and
-:func:`verdict` turns the paired differences into supported / not supported / inconclusive.
+A row's value at a train seed is the mean over its unlearning and evaluation repetitions
+(:func:`noise.train_means`). Its gap at a train seed is :func:`noise.gap` of those means to the
+``retrain`` rows' means at the same train seed and setting (protocol hash, data copy, forget set,
+pruner, sparsity target), over the gap metrics (the records' ``metric_info[name]["gap"]``).
+Comparisons pair train seeds; :class:`Verdict` turns the paired differences into supported /
+not supported / inconclusive by their 95% interval.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from unlearnbench.report import noise
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
 
 MIN_SEEDS = 3
-"""Seeds a comparison needs before it can be called supported or not supported."""
-STANDARD_ERRORS = 2.0
-"""How many standard errors the mean paired difference must exceed to call a claim supported."""
+"""Train seeds a comparison needs before it can be called supported or not supported."""
 IOU_METRICS = ("gold-iou", "mask-iou")
 """The topology metric of the IoU plot and claim (c), the first one the records hold."""
 
@@ -29,12 +30,33 @@ INCONCLUSIVE = "inconclusive"
 NOT_APPLICABLE = "not applicable"
 
 RULE = (
-    f"Seeds are paired; d is the per-seed difference in the claimed direction. Verdict: **{SUPPORTED}** when "
-    f"n ≥ {MIN_SEEDS} seeds and mean(d) > {STANDARD_ERRORS:g} standard errors (sd(d)/√n); "
-    f"**{NOT_SUPPORTED}** when n ≥ {MIN_SEEDS} and mean(d) ≤ 0; "
-    f"**{INCONCLUSIVE}** otherwise (fewer seeds, or 0 < mean(d) ≤ "
-    f"{STANDARD_ERRORS:g} SE); **{NOT_APPLICABLE}** when the records hold no such pair."
+    "Train seeds are paired (each side's value at a seed is its mean over the unlearning and evaluation "
+    "repetitions); d is the per-seed difference in the claimed direction, shown as mean [95% t-interval] "
+    f"with the paired t-test's p and the minimum detectable effect (MDE: 80% power at 5%). Verdict: "
+    f"**{SUPPORTED}** when n ≥ {MIN_SEEDS} train seeds and the interval lies above 0; "
+    f"**{NOT_SUPPORTED}** when n ≥ {MIN_SEEDS} and mean(d) ≤ 0; **{INCONCLUSIVE}** otherwise (fewer "
+    f"seeds, or an interval that holds 0: a true effect smaller than the MDE is not excluded); "
+    f"**{NOT_APPLICABLE}** when the records hold no such pair."
 )
+
+
+class Verdict(noise.Paired):
+    """A paired comparison over train seeds and what it says about a claim (:data:`RULE`)."""
+
+    @property
+    def label(self) -> str:
+        if not self.diffs:
+            return NOT_APPLICABLE
+        if self.n >= MIN_SEEDS and self.mean <= 0:
+            return NOT_SUPPORTED
+        if self.n >= MIN_SEEDS and self.half_width is not None and self.mean - self.half_width > 0:
+            return SUPPORTED
+        return INCONCLUSIVE
+
+
+def paired(left: Mapping[int, float], right: Mapping[int, float]) -> Verdict:
+    """``left - right`` over the train seeds both hold."""
+    return Verdict(tuple(left[s] - right[s] for s in sorted(set(left) & set(right))))
 
 
 def load(records: Iterable[Mapping[str, Any]]) -> list[ResultRecord]:
@@ -44,8 +66,8 @@ def load(records: Iterable[Mapping[str, Any]]) -> list[ResultRecord]:
 
 
 def setting(record: ResultRecord) -> tuple[Any, ...]:
-    """What a row is compared within: protocol hash, forget set, pruner, sparsity target."""
-    return (record.protocol_hash, record.forget_set, record.pruner, record.sparsity_target)
+    """What a row is compared within: protocol hash, data copy, forget set, pruner, sparsity target."""
+    return (record.protocol_hash, record.data_copy, record.forget_set, record.pruner, record.sparsity_target)
 
 
 def approximate(records: Sequence[ResultRecord]) -> list[str]:
@@ -58,19 +80,57 @@ def gap_metrics(record: ResultRecord) -> tuple[str, ...]:
     return tuple(n for n in record.metric_names if (record.metric_info.get(n) or {}).get("gap"))
 
 
+def by_train_seed(records: Iterable[ResultRecord], metric: str) -> dict[int, float]:
+    """Train seed -> the records' mean of ``metric`` at that seed (over its repetitions)."""
+    return noise.train_means(noise.observations([r.to_dict() for r in records], metric))
+
+
+def method_key(record: ResultRecord) -> tuple[Any, ...]:
+    """A row of a table: its setting and method (unlearner, un-prune, un-pruner)."""
+    return (*setting(record), record.unlearner, record.unprune, record.unpruner)
+
+
+def train_seed_gaps(records: Sequence[ResultRecord]) -> dict[tuple[Any, ...], dict[int, float]]:
+    """:func:`method_key` -> train seed -> the gap to the retrain rows of that seed and setting
+    (absent: no retrain row or a gap metric missing)."""
+    rows: dict[tuple[Any, ...], list[ResultRecord]] = {}
+    for r in records:
+        rows.setdefault(method_key(r), []).append(r)
+    retrain = {
+        setting(r): [
+            x for x in records if setting(x) == setting(r) and x.reference == GAP_REFERENCE and not x.unprune
+        ]
+        for r in records
+    }
+    out = {}
+    for key, group in rows.items():
+        names = gap_metrics(group[0])
+        ref = retrain[setting(group[0])]
+        found = noise.train_seed_gaps([r.to_dict() for r in group], [r.to_dict() for r in ref], names)
+        if found:
+            out[key] = found
+    return out
+
+
 def seed_gaps(records: Sequence[ResultRecord]) -> dict[str, float]:
-    """Each record's gap to the retrain record of its seed and setting (absent: no retrain row or a
-    gap metric is missing)."""
-    retrain = {(*setting(r), r.seed): r for r in records if r.reference == GAP_REFERENCE and not r.unprune}
+    """Each record's gap to the retrain rows of its train seed and setting, by ``row_id`` (a
+    record's own values against retrain's train-seed means)."""
+    refs: dict[tuple[Any, ...], list[ResultRecord]] = {}
+    for r in records:
+        if r.reference == GAP_REFERENCE and not r.unprune:
+            refs.setdefault(setting(r), []).append(r)
+    means: dict[tuple[Any, ...], dict[str, dict[int, float]]] = {}
     gaps = {}
     for record in records:
-        ref = retrain.get((*setting(record), record.seed))
         names = gap_metrics(record)
+        ref = refs.get(setting(record))
         if ref is None or not names:
             continue
-        pairs = [(record.metrics.get(n), ref.metrics.get(n)) for n in names]
-        if all(a is not None and b is not None for a, b in pairs):
-            gaps[record.row_id] = sum(abs(a - b) for a, b in pairs) / len(pairs)  # type: ignore[operator]
+        table = means.setdefault(setting(record), {n: by_train_seed(ref, n) for n in names})
+        train = noise.record_seeds(record.to_dict())[0]
+        found = noise.gap(record.metrics, {n: (table.get(n) or {}).get(train) for n in names}, names)
+        if found is not None:
+            gaps[record.row_id] = found
     return gaps
 
 
@@ -90,46 +150,20 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def fmt(values: Sequence[float], digits: int = 2) -> str:
-    """``mean ± std (n)`` of ``values``, ``-`` when empty."""
-    if not values:
+def mean_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for one value): what plots draw over
+    train-seed values."""
+    if len(values) < 2:
+        return (values[0] if values else math.nan), 0.0
+    summary = noise.summarize([noise.Observation(i, i, 0, v) for i, v in enumerate(values)])
+    assert summary is not None and summary.half_width is not None
+    return summary.mean, summary.half_width
+
+
+def fmt(by_seed: Mapping[int, float], digits: int = 2) -> str:
+    """``mean ± half-width (n=I)`` of train-seed values (the 95% t-interval), ``-`` when empty."""
+    if not by_seed:
         return "-"
-    mean, std = mean_std(values)
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={len(values)})"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The paired comparison: per-seed differences and what they say about the claim."""
-
-    diffs: tuple[float, ...]
-
-    @property
-    def n(self) -> int:
-        return len(self.diffs)
-
-    @property
-    def standard_error(self) -> float:
-        return mean_std(self.diffs)[1] / math.sqrt(self.n) if self.n else math.nan
-
-    @property
-    def label(self) -> str:
-        if not self.diffs:
-            return NOT_APPLICABLE
-        mean = mean_std(self.diffs)[0]
-        if self.n >= MIN_SEEDS and mean > STANDARD_ERRORS * self.standard_error and mean > 0:
-            return SUPPORTED
-        if self.n >= MIN_SEEDS and mean <= 0:
-            return NOT_SUPPORTED
-        return INCONCLUSIVE
-
-    def describe(self, digits: int = 2) -> str:
-        if not self.diffs:
-            return "-"
-        mean = mean_std(self.diffs)[0]
-        return f"{mean:+.{digits}f} (SE {self.standard_error:.{digits}f}, n={self.n})"
-
-
-def paired(left: Mapping[int, float], right: Mapping[int, float]) -> Verdict:
-    """``left - right`` over the seeds both hold."""
-    return Verdict(tuple(left[s] - right[s] for s in sorted(set(left) & set(right))))
+    mean, half = mean_interval([by_seed[s] for s in sorted(by_seed)])
+    spread = f" ± {half:.{digits}f}" if len(by_seed) > 1 else ""
+    return f"{mean:.{digits}f}{spread} (n={len(by_seed)})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,13 @@ class RunSettings:
     artifact_root: str | None = None
     tuning: Mapping[str, Any] = field(default_factory=dict)
     """How unlearners' parameters were tuned (``unlearnbench tune``), copied into their records."""
+    precision: str = "auto"
+    """Training precision: ``bf16`` (autocast), ``fp32``, or ``auto`` (bf16 where the device
+    runs it natively: CUDA, CPUs with AVX512-BF16/AMX)."""
+    threads: int | None = None
+    """torch's CPU threads in every process that computes a node (None: torch's default)."""
+    deterministic: bool = False
+    """torch's deterministic algorithms (and no cuDNN autotuning) in every process."""
 
     @property
     def artifacts(self) -> str:
@@ -71,6 +79,7 @@ class RunContext:
         self.registry = registry
         self.settings = settings
         self.progress = progress or NullProgress()
+        apply_compute(settings)
         p = protocol
         # Every component is built first, so a bad name or parameter fails before any work.
         self.dataset_plugin = registry.create("dataset", p.data.dataset, p.data.params)
@@ -105,7 +114,15 @@ class RunContext:
         splits = self.dataset_plugin.load(settings.data_root, download=settings.download)  # type: ignore[attr-defined]
         log.info("dataset %s: copy %s read from %s", p.data.dataset, splits.copy, splits.location)
         prepared = prepare(splits, p.data.holdout_fraction, p.data.split_seed, p.data.limit)
-        self.engine = Engine(settings.device, splits.mean, splits.std, progress=self.progress)
+        bf16 = {"auto": None, "bf16": True, "fp32": False}[settings.precision]
+        self.engine = Engine(
+            settings.device,
+            splits.mean,
+            splits.std,
+            progress=self.progress,
+            bf16=bf16,
+            deterministic=settings.deterministic,
+        )
         device = self.engine.device
         self.data = PreparedData(
             prepared.dataset, prepared.pool.to(device), prepared.val.to(device), prepared.test.to(device)
@@ -138,6 +155,17 @@ class RunContext:
             "sizes": [len(d.pool), len(d.val), len(d.test)],
         }
 
+    def compute_id(self) -> dict[str, Any]:
+        """What of the computation's settings changes its numbers, part of every node's key: the
+        training precision, on a CPU the thread count (it changes reduction order), and the
+        deterministic mode when on."""
+        found: dict[str, Any] = {"precision": "bf16-autocast" if self.engine.bf16 else "fp32"}
+        if self.engine.device.type == "cpu":
+            found["threads"] = torch.get_num_threads()
+        if self.settings.deterministic:
+            found["deterministic"] = True
+        return found
+
     def info(self, component: Component) -> ComponentInfo:
         """The planner's view of ``component``, with the distribution that registered it."""
         entry = self.registry.entries(component.kind).get(component.name)
@@ -159,6 +187,7 @@ class RunContext:
             forget_sha256={n: f.sha256 for n, f in self.forget_sets.items()},
             forget_size={n: len(f.indices) for n, f in self.forget_sets.items()},
             components={(c.kind, c.name): self.info(c) for c in components},
+            compute=self.compute_id(),
         )
 
     # --- forget sets and splits ---------------------------------------------------------------
@@ -233,6 +262,21 @@ class RunContext:
         model = self.new_model_factory(seed)()
         model.load_state_dict(state)
         return model
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def apply_compute(settings: RunSettings) -> None:
+    """Set this process's torch threads and deterministic mode from ``settings`` (each process
+    that computes nodes, the driver and every Ray worker, calls it)."""
+    if settings.precision not in PRECISIONS:
+        raise UnknownChoiceError("precision", settings.precision, PRECISIONS)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    if settings.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
 
 
 @functools.lru_cache(maxsize=4)

@@ -36,7 +36,8 @@ class EvalContext:
     first use. ``pools`` maps a pool kind (``retrain``, ``unlearned``, ``shadow``; a metric
     lists ``"pool:<kind>"`` in ``needs``) to a loader of its :class:`PoolOutputs`, also called on
     first use. ``runtime_s`` is the unlearning time (None for references). ``structured`` is True
-    when the mask comes from a structured (channel) pruner.
+    when the mask comes from a structured (channel) pruner. ``eval_seed`` is the evaluation
+    repetition's seed: the one source of randomness a metric may use (``Metric.seeded``).
     """
 
     def __init__(
@@ -53,8 +54,10 @@ class EvalContext:
         pools: Mapping[str, Callable[[], PoolOutputs]] | None = None,
         reference_ids: Mapping[str, str] | None = None,
         shared_logits: dict[tuple[str, str], torch.Tensor] | None = None,
+        eval_seed: int = 0,
     ) -> None:
         self.model = model
+        self.eval_seed = eval_seed
         self.mask = mask
         self.splits = splits
         self.engine = engine

@@ -89,6 +89,9 @@ class PlanInputs:
     forget_sha256: Mapping[str, str]
     forget_size: Mapping[str, int]
     components: Mapping[tuple[str, str], ComponentInfo]
+    compute: Mapping[str, Any] = field(default_factory=dict)
+    """The computation settings that change numbers (precision, CPU threads, deterministic
+    mode): part of every node's key, so artifacts computed under other settings never mix."""
 
     def component(self, kind: str, name: str) -> ComponentInfo:
         return self.components[(kind, name)]
@@ -96,7 +99,9 @@ class PlanInputs:
 
 @dataclass(frozen=True)
 class Row:
-    """One leaderboard row; ``unpruner`` names the un-pruner of an un-prune row (else None)."""
+    """One leaderboard row; ``unpruner`` names the un-pruner of an un-prune row (else None).
+    ``seed`` is the train seed; ``unlearn_seed`` the unlearning repetition's seed (None: the train
+    seed, repetition 0; see :mod:`unlearnbench.seeds`)."""
 
     seed: int
     pruner: str
@@ -105,6 +110,11 @@ class Row:
     unlearner: str
     unprune: bool
     unpruner: str | None = None
+    unlearn_seed: int | None = None
+
+    @property
+    def unlearning_seed(self) -> int:
+        return self.seed if self.unlearn_seed is None else self.unlearn_seed
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,10 @@ class Node:
     forget: str | None = None
     unlearner: str | None = None
     unpruner: str | None = None
+    unlearn_seed: int | None = None
+    """The seed of the unlearner's (un-pruner's) randomness on an unlearn/unprune node."""
+    eval_seeds: tuple[int, ...] = ()
+    """The evaluation seeds an evaluate node computes (its seeded metrics once per seed)."""
     inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __hash__(self) -> int:
@@ -136,13 +150,15 @@ class Node:
 
 @dataclass(frozen=True)
 class RowPlan:
-    """A row's evaluate node, the node of its evaluated model and the keys whose runtimes it reports."""
+    """A row's evaluate node, the node of its evaluated model and the keys whose runtimes it
+    reports; the row gives one record per evaluation seed in ``eval_seeds``."""
 
     row: Row
     evaluate: str
     model: str
     runtimes: tuple[tuple[str, str], ...]
     reference: str | None
+    eval_seeds: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from unlearnbench.config.typed_config import to_dict
 from unlearnbench.run.artifacts import artifact_key
 from unlearnbench.run.graph import ComponentInfo, Graph, Node, PlanInputs, Row, RowPlan
 from unlearnbench.run.pool_plan import POOL_PREFIX, pool_needs, pool_node
+from unlearnbench.seeds import eval_seeds, unlearn_seed
 
 if TYPE_CHECKING:
     from unlearnbench.config.protocol import Protocol
@@ -119,7 +120,10 @@ class Planner:
         self.metrics = [inputs.component("metric", n) for n in protocol.evaluate.metrics]
 
     def node(self, stage: str, component: ComponentInfo, inputs: dict[str, Any], **fields: Any) -> str:
-        """Add the node of ``stage`` for ``inputs`` (once) and return its key."""
+        """Add the node of ``stage`` for ``inputs`` (once) and return its key; the key also
+        covers the computation settings (:attr:`PlanInputs.compute`)."""
+        if self.inputs.compute:
+            inputs = {**inputs, "compute": dict(self.inputs.compute)}
         key = artifact_key(stage, inputs)
         if key not in self.nodes:
             parents = tuple(fields.pop("parents", ()))
@@ -190,7 +194,7 @@ class Planner:
             "parent": self.topology(row.seed, row.pruner, row.sparsity),
             "forget": self.inputs.forget_sha256[row.forget],
             "unlearner": self.inputs.component("unlearner", row.unlearner).ident(),
-            "seed": row.seed,
+            "seed": row.unlearning_seed,
         }
 
     def unlearned(self, row: Row) -> str:
@@ -202,7 +206,13 @@ class Planner:
         inputs = self._unlearn_inputs(row)
         start, dense = inputs["parent"], self.dense(row.seed)
         parents = [("start", start)] + ([("dense", dense)] if start != dense else [])
-        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
+        fields = dict(
+            seed=row.seed,
+            pruner=row.pruner,
+            sparsity=row.sparsity,
+            forget=row.forget,
+            unlearn_seed=row.unlearning_seed,
+        )
         own = None if unlearner.params.get(PROTOCOL_RECIPE) else unlearner.params.get("epochs")
         cost = int(own or self.protocol.recipe.epochs) * self._retain_size(row.forget)
         if not row.unprune:
@@ -247,12 +257,22 @@ class Planner:
 
     def _method_rows(self, row: Row) -> list[Row]:
         """``row``'s plain row and one un-prune row per un-pruner, as the modes select (a dense
-        model has nothing to un-prune; unlearners in ``unprune.skip`` get none)."""
+        model has nothing to un-prune; unlearners in ``unprune.skip`` get none), each repeated
+        ``unlearn.repeats`` times with its own unlearning seed (a reference unlearner once)."""
         unprune = self.protocol.unprune
         out = [row] if False in unprune.modes else []
         if True in unprune.modes and row.sparsity > 0.0 and row.unlearner not in unprune.skip:
             out += [replace(row, unprune=True, unpruner=u) for u in self.protocol.unprune.unpruners]
-        return out
+        repeats = (
+            1
+            if self.inputs.component("unlearner", row.unlearner).reference
+            else self.protocol.unlearn.repeats
+        )
+        return [
+            r if j == 0 else replace(r, unlearn_seed=unlearn_seed(r.seed, j))
+            for r in out
+            for j in range(repeats)
+        ]
 
     def model(self, row: Row) -> str:
         """The key of the model ``row`` evaluates: the pruned original for the ``original`` row,
@@ -280,11 +300,16 @@ class Planner:
         }
         parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
         parents += [(f"{POOL_PREFIX}{kind}", key) for kind, key in pools.items()]
+        seeds = eval_seeds(self.protocol.evaluate.repeats)
+        if seeds != (0,):  # one evaluation at seed 0 keeps the key it always had
+            inputs["eval_seeds"] = list(seeds)
         metrics = ComponentInfo("metric", "metrics", 1, {})
         fields = dict(
             seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget, unpruner=row.unpruner
         )
-        key = self.node("evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, **fields)
+        key = self.node(
+            "evaluate", metrics, inputs, parents=parents, unlearner=row.unlearner, eval_seeds=seeds, **fields
+        )
         runtimes = [("original", self.dense(row.seed))]
         if row.sparsity > 0:
             runtimes.append(("prune", self.topology(row.seed, row.pruner, row.sparsity)))
@@ -296,7 +321,7 @@ class Planner:
             runtimes.append(("unprune" if row.unprune else "unlearn", model))
             if not row.unprune:
                 reference = self.inputs.component("unlearner", row.unlearner).reference
-        return RowPlan(row, key, model, tuple(runtimes), reference)
+        return RowPlan(row, key, model, tuple(runtimes), reference, seeds)
 
     def graph(self) -> Graph:
         rows = tuple(self.evaluate(row) for row in self.rows())

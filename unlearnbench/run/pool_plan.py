@@ -104,7 +104,7 @@ def members(planner: Planner, row: Row, kind: str) -> list[str]:
         )
     if kind == "retrain":
         row = replace(row, unlearner=planner.reference_unlearner("retrain"))
-    return [planner.model(replace(row, seed=s)) for s in seeds]
+    return [planner.model(replace(row, seed=s, unlearn_seed=None)) for s in seeds]
 
 
 def pool_node(planner: Planner, row: Row, kind: str) -> str:

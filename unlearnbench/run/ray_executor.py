@@ -33,7 +33,8 @@ STAGE_RESOURCES: dict[str, tuple[float, float]] = {
     "pool": (1, 0.5),
     "evaluate": (1, 0.5),
 }
-"""(CPUs, GPUs) of a stage's task; the GPU share applies only when the device is CUDA."""
+"""(CPUs, GPUs) of a stage's task; the GPU share applies only when the device is CUDA. A task
+holds the run's thread count of CPUs (``RunSettings.threads``) whatever this table says."""
 
 
 def run_remote(
@@ -95,8 +96,11 @@ class RayExecutor:
         gpu = self.settings.device.startswith("cuda")
         refs: dict[str, Any] = {}
         nodes: dict[Any, Node] = {}
+        # each task runs at the run's thread count (as the local executor would), holding as many CPUs
+        threads = min(self.settings.threads or 1, max(1, int(ray.cluster_resources().get("CPU", 1))))
         for node in graph.order():
-            cpus, gpus = STAGE_RESOURCES.get(node.stage, (1, 1.0))
+            _, gpus = STAGE_RESOURCES.get(node.stage, (1, 1.0))
+            cpus = threads
             ref = task.options(num_cpus=cpus, num_gpus=gpus if gpu else 0, max_retries=0).remote(
                 protocol, settings, node, node.key in self.fresh, *[refs[key] for _, key in node.parents]
             )

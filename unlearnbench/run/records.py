@@ -11,6 +11,7 @@ from unlearnbench.report.results import environment_info, software_versions
 from unlearnbench.run.artifacts import ArtifactStore, artifact_key
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import RowPlan
+from unlearnbench.run.stages.evaluate import with_repeat
 
 ROW_ID_FIELDS = (
     "protocol",
@@ -24,13 +25,20 @@ ROW_ID_FIELDS = (
     "seed",
 )
 """The fields whose hash is a row's ``row_id``; an un-prune row adds ``unpruner``, so plain rows
-keep the ids they had before several un-pruners could share a run."""
+keep the ids they had before several un-pruners could share a run, and a later unlearning or
+evaluation repetition adds its seeds (repetition 0 of each keeps the id it always had)."""
 
 
 def build_record(
-    ctx: RunContext, store: ArtifactStore, plan: RowPlan, error: str | None, nodes: Iterable[str] = ()
+    ctx: RunContext,
+    store: ArtifactStore,
+    plan: RowPlan,
+    error: str | None,
+    nodes: Iterable[str] = (),
+    eval_seed: int = 0,
 ) -> ResultRecord:
-    """The record of ``plan``'s row: from its evaluate artifact, or failed with ``error``.
+    """The record of ``plan``'s row at evaluation seed ``eval_seed``: from its evaluate artifact,
+    or failed with ``error``.
 
     ``nodes`` are the keys of every node the row used (``node_keys``, what ``cache ls`` counts
     as referenced). Runtimes, ``provenance`` and ``device`` come from the artifacts used, not
@@ -56,8 +64,14 @@ def build_record(
         "unpruner": unpruner,
         "seed": row.seed,
     }
-    id_fields = ROW_ID_FIELDS + (("unpruner",) if row.unprune else ())
-    head["row_id"] = artifact_key("row", {k: head[k] for k in id_fields})
+    seeds = {"train": row.seed, "unlearn": row.unlearning_seed, "eval": eval_seed}
+    identity = {k: head[k] for k in ROW_ID_FIELDS + (("unpruner",) if row.unprune else ())}
+    if row.unlearn_seed is not None:
+        identity["unlearn_seed"] = row.unlearn_seed
+    if eval_seed != 0:
+        identity["eval_seed"] = eval_seed
+    head["row_id"] = artifact_key("row", identity)
+    head["seeds"] = seeds
     components = _components(ctx, plan)
     common = dict(
         **head,
@@ -80,7 +94,9 @@ def build_record(
         return ResultRecord(**common, status="failed", error=error)
     found = store.get("evaluate", plan.evaluate)
     assert found is not None, plan.evaluate
-    payload = found.meta["payload"]
+    payload = dict(found.meta["payload"])
+    if "repeats" in payload:
+        payload.update(with_repeat(payload, payload["repeats"][str(eval_seed)]))
     runtimes, epoch_log, provenance, violations = {}, {}, {}, {}
     for stage, key in (*plan.runtimes, ("evaluate", plan.evaluate)):
         artifact = found if key == plan.evaluate else store.get(stage, key)

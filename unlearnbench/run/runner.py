@@ -226,7 +226,10 @@ class Runner:
             for i in rows_of.get(outcome.key, []):
                 error = None if outcome.error is None else f"StageFailed: {outcome.error}"
                 plan = self.graph.rows[i]
-                record = build_record(self.ctx, self.store, plan, error, self.graph.ancestors(plan.evaluate))
-                self.results.put(record.to_dict())
-                self.emit("unlearnbench_result_ready", event=ResultReady(record.to_dict(), self.results.path))
-                yield record
+                used = self.graph.ancestors(plan.evaluate)
+                for eval_seed in plan.eval_seeds:  # one record per evaluation repetition
+                    record = build_record(self.ctx, self.store, plan, error, used, eval_seed)
+                    self.results.put(record.to_dict())
+                    event = ResultReady(record.to_dict(), self.results.path)
+                    self.emit("unlearnbench_result_ready", event=event)
+                    yield record

@@ -61,6 +61,7 @@ class Engine:
         eval_batch_size: int = 1024,
         bf16: bool | None = None,
         channels_last: bool | None = None,
+        deterministic: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.mean = torch.tensor(mean, device=self.device)
@@ -70,8 +71,9 @@ class Engine:
         self.cuda = self.device.type == "cuda"
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
         self.channels_last = (self.cuda or self.bf16) if channels_last is None else channels_last
-        if self.cuda:
-            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its kernels
+        if self.cuda:  # fixed input shapes: let cuDNN pick its kernels (not in deterministic mode)
+            torch.backends.cudnn.benchmark = not deterministic
+            torch.backends.cudnn.deterministic = deterministic
 
     # --- model placement ---------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:

@@ -110,9 +110,10 @@ def unlearn_task(
     ctx: RunContext, node: Node, mask: Mask | None, start: ModelArtifact | None, dense: ModelArtifact | None
 ) -> UnlearnTask:
     """The task of unlearning ``node.forget``; ``start`` is the model the unlearning begins from
-    and ``dense`` the dense weights before pruning (None when the start was never pruned)."""
+    and ``dense`` the dense weights before pruning (None when the start was never pruned). Its
+    randomness (``task.seed``, ``task.new_model``) comes from the node's unlearning seed."""
     assert node.seed is not None and node.forget is not None
-    seed, forget = node.seed, ctx.forget_sets[node.forget]
+    seed, forget = unlearning_seed(node), ctx.forget_sets[node.forget]
     splits = ctx.splits(node.forget)
     return UnlearnTask(
         forget=splits["forget"],
@@ -130,6 +131,12 @@ def unlearn_task(
         dense_state=None if dense is None else dense.state,
         log=EpochLog(listener=lambda e: _announce(ctx, node, e)),
     )
+
+
+def unlearning_seed(node: Node) -> int:
+    """The seed of an unlearn/unprune node's randomness (its train seed where unset)."""
+    assert node.seed is not None
+    return node.seed if node.unlearn_seed is None else node.unlearn_seed
 
 
 def _announce(ctx: RunContext, node: Node, entry: EpochValue) -> None:

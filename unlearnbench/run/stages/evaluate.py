@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from unlearnbench.registry.components import as_metric_value
+from unlearnbench.registry.components import Metric, as_metric_value
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.evaluation import EvalContext
 from unlearnbench.run.plan import ORIGINAL, Node
@@ -47,11 +47,38 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         reference_ids={n: f"{k}:{node.forget}" for n, k in node.inputs["references"].items() if k},
         shared_logits=ctx.reference_logits,
     )
+    seeds = node.eval_seeds or (0,)
+    deterministic = {n: m for n, m in ctx.metrics.items() if not m.seeded}
+    seeded = {n: m for n, m in ctx.metrics.items() if m.seeded}
+    once = _compute(deterministic, eval_ctx, node)
+    repeats = {}  # evaluation seed -> the seeded metrics' values, details and errors
+    for eval_seed in seeds:
+        eval_ctx.eval_seed = eval_seed
+        repeats[str(eval_seed)] = _compute(seeded, eval_ctx, node)
+    return {
+        **with_repeat(once, repeats[str(seeds[0])]),
+        **({"repeats": repeats} if len(seeds) > 1 else {}),
+        "sparsity": 0.0 if art.mask is None else art.mask.sparsity(),
+        "filter_sparsity": art.mask.filter_sparsity() if art.mask is not None and structured else None,
+    }
+
+
+def with_repeat(once: Mapping[str, Any], repeat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The metrics, details and errors of one evaluation repetition: the once-per-model ones
+    with that repetition's seeded ones."""
+    return {
+        k: {**once.get(k, {}), **repeat.get(k, {})} for k in ("metrics", "metric_details", "metric_errors")
+    }
+
+
+def _compute(metrics: Mapping[str, Metric], eval_ctx: EvalContext, node: Node) -> dict[str, dict[str, Any]]:
+    """``metrics`` on ``eval_ctx``: values, details and errors (each metric on its own: one that
+    raises leaves its error, the others stand)."""
     values: dict[str, float | None] = {}
     details: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for name, metric in ctx.metrics.items():
-        try:  # each metric on its own: one that raises leaves its error, the others stand
+    for name, metric in metrics.items():
+        try:
             result = as_metric_value(metric.compute(eval_ctx))
         except Exception as exc:
             log.warning("metric %s failed on %s: %s: %s", name, node.unlearner, type(exc).__name__, exc)
@@ -60,14 +87,7 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         values[name] = result.value
         if result.details:
             details[name] = dict(result.details)
-    mask = art.mask
-    return {
-        "metrics": values,
-        "metric_details": details,
-        "metric_errors": errors,
-        "sparsity": 0.0 if mask is None else mask.sparsity(),
-        "filter_sparsity": mask.filter_sparsity() if mask is not None and structured else None,
-    }
+    return {"metrics": values, "metric_details": details, "metric_errors": errors}
 
 
 STAGES = {"evaluate": evaluate}

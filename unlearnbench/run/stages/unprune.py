@@ -15,6 +15,7 @@ from unlearnbench.run.stages.common import (
     model_of,
     prune_task,
     unlearn_task,
+    unlearning_seed,
     with_epoch_log,
 )
 
@@ -31,7 +32,11 @@ def unprune(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
         mask=start.mask,
         pruner=ctx.pruners[node.pruner],
         retain_prune_task=prune_task(
-            ctx, node.seed, node.sparsity, ctx.splits(node.forget)["retain"], dense.extra.get("rewind")
+            ctx,
+            unlearning_seed(node),
+            node.sparsity,
+            ctx.splits(node.forget)["retain"],
+            dense.extra.get("rewind"),
         ),
         unlearner=ctx.unlearners[node.unlearner],
         unlearn_task=unlearn_task(ctx, node, None, dense, None),
