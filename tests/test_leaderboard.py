@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
+
+from scipy.stats import t
 
 from unlearnbench.report.leaderboard import Roles, render
 
@@ -82,8 +86,9 @@ def test_seeds_are_averaged_with_their_spread() -> None:
     records = [record("retrain", s, 10.0) for s in (0, 1)] + [record("ft", 0, 20.0), record("ft", 1, 30.0)]
     text = render(records)
     ft_line = next(line for line in table_lines(text) if line.startswith("| ft"))
-    assert "25.00 ± 7.07" in ft_line
-    assert ft_line.rstrip(" |").endswith("2")  # two seeds
+    half_width = t.ppf(0.975, 1) * statistics.stdev([20.0, 30.0]) / math.sqrt(2)  # 95% t-interval
+    assert f"25.00 ± {half_width:.2f}" in ft_line
+    assert ft_line.rstrip(" |").endswith("2x1x1")  # two train seeds, one repetition each
 
 
 def test_different_protocol_hashes_are_never_mixed() -> None:

@@ -22,7 +22,7 @@ marked † with the count (``mask_violations``) under the table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -250,7 +250,7 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         same = is_approximate and gap is not None and _like_reference(sub, gap_reference)
         cells: dict[str, Any] = {
             "Method": method + (" †" if sum(moved.values()) else ""),
-            "Sparsity": _fmt(noise.summarize(_sparsities(sub)), 3),
+            "Sparsity": _fmt(_mean_only(noise.summarize(_sparsities(sub))), 3),
         }
         for name in metric_names:
             cells[headers[name]] = _fmt(summaries[name], 3 if info[name].get("unit") == "min" else 2)
@@ -298,6 +298,10 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         shares=shares,
         notes=tuple(notes),
     )
+
+
+def _mean_only(summary: noise.Summary | None) -> noise.Summary | None:
+    return None if summary is None else replace(summary, half_width=None)
 
 
 def _sparsities(sub: pd.DataFrame) -> list[noise.Observation]:

@@ -164,6 +164,12 @@ def summarize(obs: Sequence[Observation]) -> Summary | None:
     return Summary(mean, half, (i, max(j_sizes), max(k_sizes)), (sigma_t, sigma_u, sigma_e))
 
 
+def summary_mean(obs: Sequence[Observation]) -> float | None:
+    """The :class:`Summary` mean of ``obs`` (None when empty)."""
+    found = summarize(obs)
+    return None if found is None else found.mean
+
+
 @dataclass(frozen=True)
 class Paired:
     """A paired comparison over matched train seeds: the differences, their mean, 95% interval,

@@ -263,16 +263,9 @@ class Planner:
         out = [row] if False in unprune.modes else []
         if True in unprune.modes and row.sparsity > 0.0 and row.unlearner not in unprune.skip:
             out += [replace(row, unprune=True, unpruner=u) for u in self.protocol.unprune.unpruners]
-        repeats = (
-            1
-            if self.inputs.component("unlearner", row.unlearner).reference
-            else self.protocol.unlearn.repeats
-        )
-        return [
-            r if j == 0 else replace(r, unlearn_seed=unlearn_seed(r.seed, j))
-            for r in out
-            for j in range(repeats)
-        ]
+        reference = self.inputs.component("unlearner", row.unlearner).reference
+        seeds = [None] + [unlearn_seed(row.seed, j) for j in range(1, self.protocol.unlearn.repeats)]
+        return [replace(r, unlearn_seed=s) for r in out for s in (seeds[:1] if reference else seeds)]
 
     def model(self, row: Row) -> str:
         """The key of the model ``row`` evaluates: the pruned original for the ``original`` row,

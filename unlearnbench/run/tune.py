@@ -30,6 +30,7 @@ from typing import Any
 from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.catalog import Registry
+from unlearnbench.report import noise
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,25 +98,26 @@ def validation_overrides(protocol: Protocol, num_classes: int) -> list[tuple[str
 def gap_to_retrain(
     records: Sequence[Mapping[str, Any]], unlearner: str, gap_metrics: Sequence[str]
 ) -> float | None:
-    """Mean over row groups of the mean |seed-mean difference| to retrain over ``gap_metrics``."""
+    """Mean over row groups of :func:`noise.gap` between the unlearner's and retrain's means over
+    ``gap_metrics`` (each a mean of train-seed means); None when a group lacks either side."""
     groups: dict[tuple[Any, ...], dict[str, list[Mapping[str, Any]]]] = {}
     for r in records:
         if r.get("status") != "ok" or r.get("unprune"):
             continue
         key = (r["forget_set"], r["pruner"], r["sparsity_target"])
-        groups.setdefault(key, {}).setdefault(r["unlearner"], []).append(r["metrics"])
+        groups.setdefault(key, {}).setdefault(r["unlearner"], []).append(r)
     gaps = []
     for by_method in groups.values():
         if unlearner not in by_method or "retrain" not in by_method:
             return None
-        diffs = []
-        for metric in gap_metrics:
-            ours = [m[metric] for m in by_method[unlearner] if m.get(metric) is not None]
-            ref = [m[metric] for m in by_method["retrain"] if m.get(metric) is not None]
-            if not ours or not ref:
-                return None
-            diffs.append(abs(sum(ours) / len(ours) - sum(ref) / len(ref)))
-        gaps.append(sum(diffs) / len(diffs))
+        means = [
+            {m: noise.summary_mean(noise.observations(by_method[name], m)) for m in gap_metrics}
+            for name in (unlearner, "retrain")
+        ]
+        found = noise.gap(means[0], means[1], gap_metrics)
+        if found is None:
+            return None
+        gaps.append(found)
     return sum(gaps) / len(gaps) if gaps else None
 
 
