@@ -209,3 +209,31 @@ def test_repetition_options_are_checked_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--unlearn-repeats 0 must be an integer >= 1" in result.output
     result = CliRunner().invoke(cli, ["plan", "--set", "evaluate.repeats=0", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "evaluate.repeats must be an integer >= 1" in result.output
+
+
+def test_an_original_path_retrain_trains_the_originals_whole_budget_and_the_board_shows_its_curve(
+    tmp_path: Path,
+) -> None:
+    from unlearnbench.report.curves import plateau_gain, render_references
+
+    extra = [
+        ("data.holdout_fraction", 0.2),
+        ("unlearn.unlearners", ["ga"]),
+        ("unlearn.params.retrain.protocol_recipe", True),
+        ("unlearn.params.retrain.budget", "original-path"),
+    ]
+    _, records = run(tmp_path, extra)
+    retrain = next(r for r in records if r["unlearner"] == "retrain" and r["forget_set"] == "class0")
+    original = next(r for r in records if r["unlearner"] == "original" and r["forget_set"] == "class0")
+    path = original["provenance"]["original"]["epochs"] + original["provenance"]["prune"]["epochs"]
+    assert path == 2 * 3  # dense training, then OMP's retraining under the mask
+    assert retrain["provenance"]["unlearn"]["epochs"] == path
+    assert len(retrain["provenance"]["unlearn"]["val_curve"]) == path
+    text = render_references(records)
+    assert "| `class0` | omp @ 0.9 | retrain | 6 (6) |" in text
+    assert plateau_gain([50.0, 60.0, 70.0, 80.0]) == 10.0 and plateau_gain([1.0, 2.0]) is None
+    rising = {
+        **retrain,
+        "provenance": {"unlearn": {"epochs": 4, "val_curve": [["r", i, 10.0 * i] for i in range(4)]}},
+    }
+    assert "| **no** |" in render_references([rising])

@@ -163,6 +163,9 @@ class UnlearnTask:
     original: Callable[[], nn.Module] | None = None
     dense_state: dict[str, torch.Tensor] | None = None
     log: EpochLog = field(default_factory=EpochLog)
+    original_epochs: int | None = None
+    """Epochs the original's whole path to the start model trained (dense training, plus the
+    pruner's retraining for a pruned model); None where unknown."""
 
 
 class Unlearner(Component):

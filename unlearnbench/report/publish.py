@@ -17,6 +17,7 @@ from typing import Any
 
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.report.claims import render_claims
+from unlearnbench.report.curves import render_references
 from unlearnbench.report.leaderboard import render
 from unlearnbench.report.plots import FORMATS, PLOTS, write_plots
 from unlearnbench.report.record import ResultRecord
@@ -98,6 +99,7 @@ def methods_section(records: Iterable[Mapping[str, Any]], defaults: Defaults) ->
 def render_readme(records: list[dict[str, Any]], defaults: Defaults) -> str:
     """The README of a published folder; every line one paragraph or table row (never wrapped)."""
     typed = [ResultRecord.from_dict(r) for r in records]
+    references = render_references(records).rstrip("\n")
     name = typed[0].protocol if typed else "(no records)"
     seeds = sorted({r.seed for r in typed})
     failed = sum(not r.ok for r in typed)
@@ -120,6 +122,7 @@ def render_readme(records: list[dict[str, Any]], defaults: Defaults) -> str:
         "",
         render_claims(records).rstrip("\n"),
         "",
+        *([references, ""] if references else []),
         "## Plots",
         "",
     ]

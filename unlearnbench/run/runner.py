@@ -65,27 +65,40 @@ def read_output(artifact: Artifact) -> Output:
     state = load("model.pt")
     mask = Mask.from_state_dict(load("mask.pt")) if "mask.pt" in names else None  # type: ignore[arg-type]
     extra = {n[:-3]: load(n) for n in names if n.endswith(".pt") and n not in ("model.pt", "mask.pt")}
-    return ModelArtifact(artifact.key, state, mask, float(artifact.meta["runtime_s"]), extra)  # type: ignore[arg-type]
+    runtime = float(artifact.meta["runtime_s"])
+    found = dict(artifact.meta.get("provenance") or {})
+    return ModelArtifact(artifact.key, state, mask, runtime, extra, provenance=found)  # type: ignore[arg-type]
 
 
-def provenance(ctx: RunContext, seconds: float) -> dict[str, object]:
-    """What computed a node: device, torch threads, precision, wall time and when it finished."""
-    return {
+def provenance(ctx: RunContext, seconds: float, trained: tuple[int, int] = (0, 0)) -> dict[str, object]:
+    """What computed a node: device, torch threads, precision, wall time, when it finished, and
+    what it trained since the engine's tally stood at ``trained`` (epochs, curve length): its
+    ``epochs`` and its ``val_curve`` (description, epoch, validation accuracy after each epoch)."""
+    tally = ctx.engine.tally
+    found: dict[str, object] = {
         "device": device_name(ctx.engine.device),
         "threads": torch.get_num_threads(),
         "precision": "bf16-autocast" if ctx.engine.bf16 else "fp32",
         "runtime_s": seconds,
         "computed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "epochs": tally.epochs - trained[0],
     }
+    if len(tally.curve) > trained[1]:
+        found["val_curve"] = [list(point) for point in tally.curve[trained[1] :]]
+    return found
 
 
 def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapping[str, Output]) -> Artifact:
     """Compute the node from its ``parents``' outputs and store it with its provenance; the
     artifact already stored (if any) is replaced only once the new one is complete."""
-    start = time.perf_counter()
+    start, trained = time.perf_counter(), (ctx.engine.tally.epochs, len(ctx.engine.tally.curve))
     produced = STAGES[node.stage](ctx, node, parents)
     seconds = time.perf_counter() - start
-    made = {"runtime_s": seconds, "component": node.component, "provenance": provenance(ctx, seconds)}
+    made = {
+        "runtime_s": seconds,
+        "component": node.component,
+        "provenance": provenance(ctx, seconds, trained),
+    }
 
     def write(folder: Path) -> dict[str, object]:
         if isinstance(produced, ModelArtifact):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,6 +29,15 @@ log = logging.getLogger(__name__)
 LossFn = Callable[..., torch.Tensor]
 """``loss_fn(model, *batch)``: a scalar loss of one batch (``batch`` is ``(x, y)`` for ``fit``)."""
 StepHook = Callable[[nn.Module, torch.optim.Optimizer], None]
+
+
+@dataclass
+class TrainingTally:
+    """What an engine trained: epochs, and (description, epoch, validation accuracy %) after each
+    epoch of a fit given a validation split."""
+
+    epochs: int = 0
+    curve: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -67,6 +77,9 @@ class Engine:
         self.mean = torch.tensor(mean, device=self.device)
         self.std = torch.tensor(std, device=self.device)
         self.progress = progress or NullProgress()
+        self.tally = TrainingTally()
+        """Epochs trained and validation accuracy after each epoch, across every fit (the runner
+        reads what one node added: its budget and its validation curve)."""
         self.eval_batch_size = eval_batch_size
         self.cuda = self.device.type == "cuda"
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
@@ -267,13 +280,15 @@ class Engine:
             if lookahead is not None and epoch == recipe.epochs - 1:
                 lookahead.finish(model)
             self.progress.advance(task)
+            self.tally.epochs += 1
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, model)
-            if select:
-                score = self.accuracy(model, val)  # type: ignore[arg-type]
+            if val is not None and len(val) > 0:  # the validation curve (evaluation mode, no RNG)
+                score = self.accuracy(model, val)
                 model.train()
-                if best is None or score > best[0]:
-                    best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                self.tally.curve.append((description, epoch + 1, score))
+            if select and (best is None or score > best[0]):
+                best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
         if best is not None:
             model.load_state_dict(best[1])
             log.info("%s: kept the best validation epoch (%.2f%%)", description, best[0])

@@ -34,6 +34,8 @@ class ModelArtifact:
     extra: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     """JSON-ready values stored in the artifact's ``meta.json`` (e.g. ``epoch_log``)."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """What computed a stored artifact (read back with it; ``epochs`` is its training budget)."""
 
 
 class GuardError(RuntimeError):
@@ -106,8 +108,22 @@ def prune_dense(ctx: RunContext, node: Node, dense: ModelArtifact) -> ModelArtif
     return enforce(outcome.model, outcome.mask, node, node.pruner)
 
 
+def path_epochs(*artifacts: ModelArtifact | None) -> int | None:
+    """Epochs trained on the way to a model: the sum of its distinct stored ancestors' budgets
+    (None when one predates budgets being recorded)."""
+    found = {a.key: a.provenance.get("epochs") for a in artifacts if a is not None}
+    if not found or any(e is None for e in found.values()):
+        return None
+    return int(sum(found.values()))  # type: ignore[arg-type]
+
+
 def unlearn_task(
-    ctx: RunContext, node: Node, mask: Mask | None, start: ModelArtifact | None, dense: ModelArtifact | None
+    ctx: RunContext,
+    node: Node,
+    mask: Mask | None,
+    start: ModelArtifact | None,
+    dense: ModelArtifact | None,
+    original_epochs: int | None = None,
 ) -> UnlearnTask:
     """The task of unlearning ``node.forget``; ``start`` is the model the unlearning begins from
     and ``dense`` the dense weights before pruning (None when the start was never pruned). Its
@@ -130,6 +146,7 @@ def unlearn_task(
         original=None if start is None else (lambda: ctx.load_model(seed, start.state)),
         dense_state=None if dense is None else dense.state,
         log=EpochLog(listener=lambda e: _announce(ctx, node, e)),
+        original_epochs=original_epochs,
     )
 
 

@@ -11,6 +11,7 @@ from unlearnbench.run.stages.common import (
     Output,
     enforce,
     model_of,
+    path_epochs,
     unlearn_task,
     with_epoch_log,
 )
@@ -22,7 +23,8 @@ def unlearn(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Model
     dense = model_of(parents, "dense") if "dense" in parents else None
     unlearner = ctx.unlearners[node.unlearner]
     model = ctx.load_model(node.seed, start.state)
-    task = unlearn_task(ctx, node, start.mask, start, dense if start.mask is not None else None)
+    epochs = path_epochs(start, dense)
+    task = unlearn_task(ctx, node, start.mask, start, dense if start.mask is not None else None, epochs)
     return with_epoch_log(enforce(unlearner.unlearn(model, task), start.mask, node, unlearner.name), task)
 
 
