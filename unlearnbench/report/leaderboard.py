@@ -14,7 +14,8 @@ its ``control``). Which rows are references and which metrics make the gap come 
 Each table is labelled with the data copy, hardware and commit; when its rows were computed on
 different devices or thread counts (the record's ``device``, from the artifacts' provenance) an
 ``RTE device`` column names each row's, and a method whose component moved pruned weights is
-marked † with the count (``mask_violations``) under the table.
+marked † with the count (``mask_violations``) under the table; one whose unlearner returned its
+start model unchanged (the record's ``unchanged``) is marked ‡ with the number of seeds.
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         if sum(moved.values()):
             stages = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(moved.items()) if n)
             notes.append(f"† {method}: pruned weights left nonzero and re-masked: {stages}.")
+        same = int(sub.unchanged.fillna(False).astype(bool).sum()) if "unchanged" in sub else 0
+        if same:
+            notes.append(f"‡ {method}: returned its start model unchanged in {same} of {len(sub)} rows.")
         cells: dict[str, Any] = {
-            "Method": method + (" †" if sum(moved.values()) else ""),
+            "Method": method + (" †" if sum(moved.values()) else "") + (" ‡" if same else ""),
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
         for name in metric_names:

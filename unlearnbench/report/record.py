@@ -6,6 +6,8 @@ fields of schema 1, whose records still load (the new fields empty). Schema 3 ad
 ``provenance`` (per stage: device, threads, precision, runtime_s, computed_at of the artifact
 used), ``mask_violations`` (per stage: pruned weights a component left nonzero, re-masked) and
 ``node_keys`` (the artifact folders the row used).
+``unchanged`` (True where the row's unlearner returned its start model's weights unchanged) is
+an additive field with a default: records without it load as False.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class ResultRecord:
     runtime_s: Mapping[str, float] = field(default_factory=dict)
     provenance: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     mask_violations: Mapping[str, int] = field(default_factory=dict)
+    unchanged: bool = False
     node_keys: tuple[str, ...] = ()
     epoch_log: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
