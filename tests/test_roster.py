@@ -164,25 +164,30 @@ def full_data(world: World) -> ImageSplit:
     )
 
 
+@pytest.mark.parametrize("alpha, lam", [(2.0, 0.5), (2.0, 5.0)], ids=["damped", "bounded-by-1"])
 @pytest.mark.parametrize("cls", [SelectiveSynapticDampening, LossFreeSSD], ids=["ssd", "lfssd"])
-def test_ssd_dampens_exactly_the_selected_parameters_by_the_stated_factor(world: World, cls: type) -> None:
+def test_ssd_dampens_exactly_the_selected_parameters_by_the_stated_factor(
+    world: World, cls: type, alpha: float, lam: float
+) -> None:
     label_free = cls is LossFreeSSD
     start = copy.deepcopy(world.model)
     i_f = reference_importance(copy.deepcopy(start), world.engine, world.forget, 128, label_free)
     i_d = reference_importance(copy.deepcopy(start), world.engine, full_data(world), 128, label_free)
-    alpha, lam = 2.0, 0.5
     before = weights(start)
     task = world.task()
     out = cls(cls.Params(alpha=alpha, dampening=lam)).unlearn(start, task)
     after = weights(out)
-    selected_total = 0
+    selected_total, bounded = 0, 0
     for n, p in before.items():
         selected = i_f[n] > alpha * i_d[n]
         selected_total += int(selected.sum())
         factor = torch.clamp(lam * i_d[n] / i_f[n], max=1.0)
+        bounded += int((factor[selected] == 1.0).sum())
         assert torch.equal(after[n][~selected], p[~selected]), n
         torch.testing.assert_close(after[n][selected], p[selected] * factor[selected], rtol=1e-4, atol=1e-7)
     assert 0 < selected_total < sum(p.numel() for p in before.values())
+    # lambda > alpha: some selected entries have lambda I_D / I_Df > 1 and are bounded to 1.
+    assert (bounded > 0) == (lam > alpha)
     logged = {e.name: e.value for e in task.log.entries}
     assert logged["dampened"] == selected_total
 
