@@ -87,21 +87,22 @@ def class_statistics(
 
 class Scar(Unlearner):
     """SCAR (Bonato, Cotogni & Sabetta, ECCV 2024, "Is Retain Set All You Need in Machine
-    Unlearning? Restoring Performance of Unlearned Models with Out-of-Distribution Images";
-    ``jacopobonato/SCAR``): class distributions of the original model's penultimate embeddings of
-    the retain set (Tukey transform x^0.5, class mean, covariance shrunk with gamma1 = gamma2 = 3,
-    normalised to a correlation matrix, pseudo-inverted); each forget example is assigned, once,
-    the closest other class by Mahalanobis distance (its own class and forgotten classes
-    excluded). For each forget batch, a pass over the surrogate batches (at most 900): loss =
-    mean Mahalanobis distance of the forget embeddings to their assigned class + 5 KL(original ||
-    model) at temperature 1 on the surrogate batch (batch-mean). Class-wise forgetting: surrogate
-    examples the original predicts as a forgotten class are dropped from the distillation and
-    the forgotten classes' original logits set to the minimum logit. Defaults: 1 epoch, lr 5e-4,
-    no weight decay, batch 256 for both sets. Deviations: the surrogate is the retain set (the
-    paper's out-of-distribution images are absent here); the reference's early stop at forget
-    accuracy < 1% is not applied; the optimiser is SGD with momentum 0.9 (the reference's is not
-    confirmed here); embeddings are the classifier layer's input (clamped at 0 before the Tukey
-    transform)."""
+    Unlearning? Restoring Performance of Unlearned Models with Out-of-Distribution Images"; the
+    reference code ``jacopobonato/SCAR`` was read through a public port of it, not the original):
+    class distributions of the original model's penultimate embeddings of the retain set (Tukey
+    transform x^0.5, class mean, covariance shrunk with gamma1 = gamma2 = 3, normalised to a
+    correlation matrix, pseudo-inverted); each forget example is assigned, once, the closest other
+    class by Mahalanobis distance (its own class and forgotten classes excluded). For each forget
+    batch, a pass over the surrogate batches (at most 900): loss = mean Mahalanobis distance of
+    the forget embeddings to their assigned class + 5 KL(original || model) at temperature 1 on
+    the surrogate batch (batch-mean). Class-wise forgetting: surrogate examples the original
+    predicts as a forgotten class are dropped from the distillation and the forgotten classes'
+    original logits set to the minimum logit. Defaults from the port: lr 5e-4, no weight decay,
+    the weights 1 and 5, T 1, gamma 3 and 3, Tukey 0.5; ours: 1 epoch, batch 256 for both sets,
+    SGD with momentum 0.9. Deviations: the surrogate is the retain set (the paper's
+    out-of-distribution images are absent here); the reference's early stop at forget accuracy
+    < 1% is not applied; embeddings are the classifier layer's input (clamped at 0 before the
+    Tukey transform)."""
 
     name = "scar"
     version = 1
