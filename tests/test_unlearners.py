@@ -366,7 +366,7 @@ def test_noop_leaves_the_weights_bitwise_identical(world: World) -> None:
 # --------------------------------------------------------------------------------------------
 # Every registered unlearner under a mask
 # --------------------------------------------------------------------------------------------
-SHORT = {"epochs": 1, "batch_size": 64, "forget_batch_size": 32, "samples": 64}
+SHORT = {"epochs": 1, "batch_size": 64, "forget_batch_size": 32, "samples": 64, "noise_copies": 4}
 
 
 @pytest.mark.parametrize("cls", unlearnbench_register_unlearners(), ids=lambda c: c.name)

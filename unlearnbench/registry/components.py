@@ -174,11 +174,14 @@ class Unlearner(Component):
     It may change ``model`` in place or return a new module; the harness then re-applies the
     mask and checks that every pruned weight is exactly zero. ``reference`` names the reference
     its rows provide (``"retrain"`` for exact retraining): metrics that list that name in
-    ``needs``, and the leaderboard's Gap column, compare with its rows.
+    ``needs``, and the leaderboard's Gap column, compare with its rows. A row whose unlearner
+    returned weights equal to its start model is flagged ``unchanged`` unless ``returns_input``
+    (a control that returns its input on purpose, as ``noop``).
     """
 
     kind = "unlearner"
     reference: ClassVar[str | None] = None
+    returns_input: ClassVar[bool] = False
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         raise NotImplementedError

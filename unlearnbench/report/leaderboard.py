@@ -16,7 +16,8 @@ they held it, from :class:`Roles` (the CLI reads them from the registry).
 Each table is labelled with the data copy, hardware and commit; when its rows were computed on
 different devices or thread counts (the record's ``device``, from the artifacts' provenance) an
 ``RTE device`` column names each row's, and a method whose component moved pruned weights is
-marked † with the count (``mask_violations``) under the table.
+marked † with the count (``mask_violations``) under the table; one whose unlearner returned its
+start model unchanged (the record's ``unchanged``) is marked ‡ with the number of seeds.
 """
 
 from __future__ import annotations
@@ -244,12 +245,15 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         if sum(moved.values()):
             stages = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(moved.items()) if n)
             notes.append(f"† {method}: pruned weights left nonzero and re-masked: {stages}.")
+        unchanged = int(sub.unchanged.fillna(False).astype(bool).sum()) if "unchanged" in sub else 0
+        if unchanged:
+            notes.append(f"‡ {method}: returned its start model unchanged in {unchanged} of {len(sub)} rows.")
         summaries = {name: _summary(sub, name) for name in metric_names}
         is_approximate = unlearner not in original and unlearner not in references
         gap = _gap_summary(sub, gap_reference)
         same = is_approximate and gap is not None and _like_reference(sub, gap_reference)
         cells: dict[str, Any] = {
-            "Method": method + (" †" if sum(moved.values()) else ""),
+            "Method": method + (" †" if sum(moved.values()) else "") + (" ‡" if unchanged else ""),
             "Sparsity": _fmt(_mean_only(noise.summarize(_sparsities(sub))), 3),
         }
         for name in metric_names:

@@ -8,6 +8,8 @@ used), ``mask_violations`` (per stage: pruned weights a component left nonzero, 
 ``node_keys`` (the artifact folders the row used). Schema 4 adds ``seeds``: the row's
 ``train``, ``unlearn`` and ``eval`` seeds (records of schema 1 to 3 read as train = unlearn =
 ``seed`` and eval 0, which is what they ran with).
+``unchanged`` (True where the row's unlearner returned its start model's weights unchanged) is
+an additive field with a default: records without it load as False.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class ResultRecord:
     runtime_s: Mapping[str, float] = field(default_factory=dict)
     provenance: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     mask_violations: Mapping[str, int] = field(default_factory=dict)
+    unchanged: bool = False
     node_keys: tuple[str, ...] = ()
     epoch_log: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)

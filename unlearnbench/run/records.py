@@ -98,6 +98,7 @@ def build_record(
     if "repeats" in payload:
         payload.update(with_repeat(payload, payload["repeats"][str(eval_seed)]))
     runtimes, epoch_log, provenance, violations = {}, {}, {}, {}
+    unchanged = False  # the unlearner returned its start model (the unlearn stage's mark)
     for stage, key in (*plan.runtimes, ("evaluate", plan.evaluate)):
         artifact = found if key == plan.evaluate else store.get(stage, key)
         if artifact is None:
@@ -110,6 +111,7 @@ def build_record(
             provenance[stage] = dict(artifact.meta["provenance"])
         if "mask_violations" in artifact.meta:
             violations[stage] = int(artifact.meta["mask_violations"])
+        unchanged = unchanged or bool(artifact.meta.get("unchanged"))
     model_stage = next((s for s, k in plan.runtimes if k == plan.model), None)
     if model_stage in provenance:
         common["device"] = provenance[model_stage]["device"]
@@ -140,6 +142,7 @@ def build_record(
         runtime_s=runtimes,
         provenance=provenance,
         mask_violations=violations,
+        unchanged=unchanged,
         epoch_log=epoch_log,
         params=params,
     )

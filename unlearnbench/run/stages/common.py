@@ -168,6 +168,11 @@ def with_epoch_log(artifact: ModelArtifact, task: UnlearnTask) -> ModelArtifact:
     return replace(artifact, meta={**artifact.meta, "epoch_log": task.log.as_records()})
 
 
+def same_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same keys and element-for-element equal tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
 def checked(state: dict[str, torch.Tensor], node: Node, who: str) -> dict[str, torch.Tensor]:
     """``state``, or :class:`GuardError` naming the stage, ``who`` and the non-finite tensors."""
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
