@@ -125,3 +125,13 @@ def test_the_board_shows_design_intervals_shares_and_marks_methods_like_retrain(
     far = next(line for line in text.splitlines() if line.startswith("| far"))
     assert "4x2x3" in same and "≈" in same and "≈" not in far
     assert "Variance shares" in text and "T " in text.split("Variance shares")[1]
+
+
+def test_the_gap_is_the_papers_from_the_mean_columns_with_a_paired_bootstrap_interval() -> None:
+    ours = {"ua": {0: 20.0, 1: 10.0, 2: 40.0}, "ra": {0: 90.0, 1: 90.0, 2: 90.0}}
+    ref = {"ua": {0: 10.0, 1: 20.0, 2: 30.0}, "ra": {0: 90.0, 1: 90.0, 2: 90.0}}
+    found = noise.gap_estimate(ours, ref, ["ua", "ra"])
+    assert found is not None and found.value == pytest.approx(abs(70 / 3 - 20) / 2)  # not mean |per-seed|
+    assert found.low is not None and found.high is not None and found.low <= found.value <= found.high
+    assert found.n == 3 and found.text().count("[") == 1
+    assert noise.gap_estimate(ours, ref, ["ua", "ta"]) is None  # a gap metric missing

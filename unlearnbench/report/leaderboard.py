@@ -83,10 +83,16 @@ def _gaps(sub: pd.DataFrame, reference: pd.DataFrame) -> dict[int, float]:
     return noise.train_seed_gaps(sub.to_dict("records"), reference.to_dict("records"), names)
 
 
-def _gap_summary(sub: pd.DataFrame, reference: pd.DataFrame) -> noise.Summary | None:
-    """The mean over train seeds of the per-seed gap, with its 95% interval."""
-    gaps = _gaps(sub, reference)
-    return noise.summarize([noise.Observation(s, s, 0, g) for s, g in gaps.items()])
+def _gap_estimate(sub: pd.DataFrame, reference: pd.DataFrame) -> noise.GapEstimate | None:
+    """The paper's gap of ``sub``'s mean columns to ``reference``'s, with its bootstrap interval."""
+    names = sub.iloc[0].gap_metrics
+    if reference.empty or not names:
+        return None
+    sides = [
+        {n: noise.train_means(noise.observations(side.to_dict("records"), n)) for n in names}
+        for side in (sub, reference)
+    ]
+    return noise.gap_estimate(sides[0], sides[1], names)
 
 
 def _like_reference(sub: pd.DataFrame, reference: pd.DataFrame) -> bool:
@@ -250,7 +256,7 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
             notes.append(f"‡ {method}: returned its start model unchanged in {unchanged} of {len(sub)} rows.")
         summaries = {name: _summary(sub, name) for name in metric_names}
         is_approximate = unlearner not in original and unlearner not in references
-        gap = _gap_summary(sub, gap_reference)
+        gap = _gap_estimate(sub, gap_reference)
         same = is_approximate and gap is not None and _like_reference(sub, gap_reference)
         cells: dict[str, Any] = {
             "Method": method + (" †" if sum(moved.values()) else "") + (" ‡" if unchanged else ""),
@@ -258,9 +264,10 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         }
         for name in metric_names:
             cells[headers[name]] = _fmt(summaries[name], 3 if info[name].get("unit") == "min" else 2)
-        cells["Gap"] = _fmt(gap, 2) + (" ≈" if same else "")
+        cells["Gap"] = ("-" if gap is None else gap.text()) + (" ≈" if same else "")
         if has_gold:
-            cells["Gap-gold"] = _fmt(_gap_summary(sub, gold_reference) if unprune else None, 2)
+            gap_gold = _gap_estimate(sub, gold_reference) if unprune else None
+            cells["Gap-gold"] = "-" if gap_gold is None else gap_gold.text()
         design = next((x for x in summaries.values() if x is not None), None)
         cells["n"] = design.design() if design is not None else f"{sub.seed.nunique()}x1x1"
         if mixed:
@@ -284,8 +291,9 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± half-width of the 95% t-interval over "
         "train seeds (a train seed's value: its mean over unlearning and evaluation repetitions; no ± with "
         "one train seed); n = train seeds x unlearning repetitions x evaluation repetitions. Gap = mean "
-        f"over train seeds of the mean over {', '.join(_labels(first.gap_metrics, info))} of |value - "
-        "retrain's| at that seed; ≈ marks a method whose paired difference to retrain holds 0 in its "
+        f"over {', '.join(_labels(first.gap_metrics, info))} of |mean - retrain's mean| (the paper's, from "
+        "the mean columns) [95% paired bootstrap interval over train seeds]; ≈ marks a method whose "
+        "paired difference to retrain holds 0 in its "
         "95% interval on every one of them (indistinguishable at these seeds)"
         + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
         + "; RTE in minutes on the device "
