@@ -58,6 +58,9 @@ from unlearnbench.run.pipeline import Pipeline, RunSettings
 PROTOCOLS = ("cifar10-airbench", "cifar10-resnet18")
 DEFAULT_SEEDS = {"cifar10-airbench": [0, 1, 2]}
 """Seeds when ``--seeds`` is not given; other protocols run their own (one seed for resnet18)."""
+DEFAULT_REPEATS = {"cifar10-airbench": (2, 5)}
+"""(unlearning, evaluation) repetitions of a protocol's board when ``--set`` does not say: the
+reproducibility issue's design of >= 3 train seeds x >= 2 unlearning x >= 5 evaluation repetitions."""
 POOL_PROTOCOL = "cifar10-airbench"
 POOL_BOARD = "cifar10-airbench-pools"
 POOL_METRICS = ["ua", "mia-efficacy", "ra", "ta", "fta", "rte", "eps-score", "klom", "u-lira"]
@@ -105,6 +108,9 @@ def run_protocol(
     seeds = args.seeds or DEFAULT_SEEDS.get(name)
     if seeds and not extra:
         overrides.append(("seeds", seeds))
+    if name in DEFAULT_REPEATS and not extra:
+        unlearn, evaluate = DEFAULT_REPEATS[name]
+        overrides = [("unlearn.repeats", unlearn), ("evaluate.repeats", evaluate), *overrides]
     if args.limit:
         overrides.append(("data.limit", args.limit))
     protocol = load_protocol(registry.protocol_path(name), overrides, registry)
