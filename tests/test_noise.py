@@ -46,6 +46,10 @@ def test_a_level_with_one_repetition_is_not_separable_and_goes_to_the_level_abov
     assert summary is not None and summary.components[1] is None  # J = 1: U not separable
     assert summary.components[0] == pytest.approx(1.0 + 4.0, rel=0.2)  # T holds T + U
     assert noise.share_text(summary).startswith("T ") and "U -" in noise.share_text(summary)
+    only_eval = noise.summarize([noise.Observation(0, 0, k, float(k % 2)) for k in range(10)])
+    assert (
+        only_eval is not None and noise.share_text(only_eval) == f"sd T - · U - · E {math.sqrt(10 / 36):.2f}"
+    )
 
 
 def test_the_interval_is_a_t_interval_over_train_seed_means_not_over_repetitions() -> None:
@@ -124,7 +128,7 @@ def test_the_board_shows_design_intervals_shares_and_marks_methods_like_retrain(
     same = next(line for line in text.splitlines() if line.startswith("| same"))
     far = next(line for line in text.splitlines() if line.startswith("| far"))
     assert "4x2x3" in same and "≈" in same and "≈" not in far
-    assert "Variance shares" in text and "T " in text.split("Variance shares")[1]
+    assert "Noise by level" in text and "% (sd T " in text.split("Noise by level")[1]
 
 
 def test_the_gap_is_the_papers_from_the_mean_columns_with_a_paired_bootstrap_interval() -> None:

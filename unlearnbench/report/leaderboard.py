@@ -166,9 +166,12 @@ class GroupTable:
             return ""
         rows = [{"Method": m, **{c: by.get(c, "-") for c in columns}} for m, by in self.shares.items() if by]
         return (
-            "\nVariance shares (%; T = train seeds, U = unlearning repetitions, E = evaluation repetitions; "
-            "ANOVA estimators of the nested design, see `unlearnbench/report/noise.py`; - = not separable "
-            "with one repetition at that level):\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"
+            "\nNoise by level (T = train seeds, U = unlearning repetitions, E = evaluation repetitions): "
+            "each level's share of the variance where two or more are separable, and each variance "
+            "component's standard deviation (ANOVA estimators of the nested design, see "
+            "`unlearnbench/report/noise.py`; - = not separable with one repetition at that level):\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False)
+            + "\n"
         )
 
 
@@ -275,7 +278,9 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         rank = 0 if unlearner in original else 1 if unlearner in references else 2
         table_rows.append(((rank, unlearner, unprune, unpruner), cells))
         shares[method] = {
-            headers[name]: noise.share_text(x) for name, x in summaries.items() if x is not None and x.shares
+            headers[name]: text
+            for name, x in summaries.items()
+            if x is not None and (text := noise.share_text(x)) != "-"
         }
     table_rows.sort(key=lambda item: item[0])
     first = group.iloc[0]

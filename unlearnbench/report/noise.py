@@ -318,12 +318,22 @@ def gap_estimate(
     return GapEstimate(value, lo, hi, len(seeds))
 
 
-def share_text(summary: Summary) -> str:
-    """``T 80 · U 15 · E 5`` (percent; ``-`` for a level not separable), or ``-``."""
+def share_text(summary: Summary, digits: int = 2) -> str:
+    """The noise of a value by level: ``T 80 · U 15 · E 5 %`` (shares of the separable variance,
+    where two or more levels are separable) and ``sd T 3.1 · U 1.2 · E 0.8`` (each component's
+    standard deviation; ``-`` for a level not separable); ``-`` when no level varies."""
+    known = [c for c in summary.components if c is not None]
+    if not known or max(known) <= 0:
+        return "-"
+    sds = " · ".join(
+        f"{level[0].upper()} {'-' if c is None else f'{math.sqrt(c):.{digits}f}'}"
+        for level, c in zip(LEVELS, summary.components, strict=True)
+    )
     shares = summary.shares
     if shares is None:
-        return "-"
-    return " · ".join(
-        f"{level[0].upper()} {'-' if s is None else f'{100 * s:.0f}'}"
-        for level, s in zip(LEVELS, shares, strict=True)
+        return f"sd {sds}"
+    parts = " · ".join(
+        f"{level[0].upper()} {'-' if x is None else f'{100 * x:.0f}'}"
+        for level, x in zip(LEVELS, shares, strict=True)
     )
+    return f"{parts} % (sd {sds})"
