@@ -36,7 +36,9 @@ class EvalContext:
     first use. ``pools`` maps a pool kind (``retrain``, ``unlearned``, ``shadow``; a metric
     lists ``"pool:<kind>"`` in ``needs``) to a loader of its :class:`PoolOutputs`, also called on
     first use. ``runtime_s`` is the unlearning time (None for references). ``structured`` is True
-    when the mask comes from a structured (channel) pruner.
+    when the mask comes from a structured (channel) pruner. ``new_model(seed)`` builds a freshly
+    initialised model of the evaluated architecture on the engine's device (for metrics that
+    compare with a random network; see :meth:`fresh_model`).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class EvalContext:
         pools: Mapping[str, Callable[[], PoolOutputs]] | None = None,
         reference_ids: Mapping[str, str] | None = None,
         shared_logits: dict[tuple[str, str], torch.Tensor] | None = None,
+        new_model: Callable[[int], nn.Module] | None = None,
     ) -> None:
         self.model = model
         self.mask = mask
@@ -68,6 +71,14 @@ class EvalContext:
         self._shared = shared_logits if shared_logits is not None else {}
         self._pool_loaders = dict(pools or {})
         self._pools: dict[str, PoolOutputs] = {}
+        self._new_model = new_model
+
+    def fresh_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model of the evaluated architecture, built by the model plugin
+        with ``seed`` (as the original's initialisation is built with the row's seed)."""
+        if self._new_model is None:
+            raise ValueError("this evaluation context cannot build a fresh model (no new_model given)")
+        return self._new_model(seed)
 
     def reference(self, name: str) -> Reference:
         """Reference ``name`` (loaded once); the metric must list it in ``needs``."""

@@ -46,6 +46,7 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         # a reference's outputs on this forget set's splits depend on its node and the forget set
         reference_ids={n: f"{k}:{node.forget}" for n, k in node.inputs["references"].items() if k},
         shared_logits=ctx.reference_logits,
+        new_model=lambda model_seed: ctx.new_model_factory(model_seed)(),
     )
     values: dict[str, float | None] = {}
     details: dict[str, Any] = {}
