@@ -8,6 +8,12 @@ from unlearnbench_metrics.accuracy import (
     UnlearningAccuracy,
 )
 from unlearnbench_metrics.cost_topology import MaskIoURetainTopology, RunTimeEfficiency
+from unlearnbench_metrics.divergence import (
+    ActivationDistance,
+    JSRetrainForget,
+    JSRetrainTest,
+    ZeroRetrainForgetting,
+)
 from unlearnbench_metrics.gold import (
     GoldErrorBand,
     GoldFilterIoU,
@@ -22,6 +28,8 @@ from unlearnbench_metrics.gold import (
 )
 from unlearnbench_metrics.mia import MIAEfficacy, MIAEfficacyReference
 from unlearnbench_metrics.pool_metrics import KLOM, EpsScore, ULiRA
+from unlearnbench_metrics.representation import CKAOriginal, CKARetrain, KNNForgetAccuracy
+from unlearnbench_metrics.weight_distance import WeightDistanceOriginal, WeightDistanceRetrain
 
 
 @hookimpl
@@ -48,4 +56,13 @@ def unlearnbench_register_metrics() -> list[type]:
         EpsScore,
         ULiRA,
         KLOM,
+        ZeroRetrainForgetting,
+        JSRetrainForget,
+        JSRetrainTest,
+        ActivationDistance,
+        WeightDistanceOriginal,
+        WeightDistanceRetrain,
+        CKAOriginal,
+        CKARetrain,
+        KNNForgetAccuracy,
     ]

@@ -38,6 +38,8 @@ class EvalContext:
     first use. ``runtime_s`` is the unlearning time (None for references). ``structured`` is True
     when the mask comes from a structured (channel) pruner. ``eval_seed`` is the evaluation
     repetition's seed: the one source of randomness a metric may use (``Metric.seeded``).
+    ``new_model(seed)`` builds a freshly initialised model of the evaluated architecture on the
+    engine's device (for metrics that compare with a random network; see :meth:`fresh_model`).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class EvalContext:
         reference_ids: Mapping[str, str] | None = None,
         shared_logits: dict[tuple[str, str], torch.Tensor] | None = None,
         eval_seed: int = 0,
+        new_model: Callable[[int], nn.Module] | None = None,
     ) -> None:
         self.model = model
         self.eval_seed = eval_seed
@@ -71,6 +74,14 @@ class EvalContext:
         self._shared = shared_logits if shared_logits is not None else {}
         self._pool_loaders = dict(pools or {})
         self._pools: dict[str, PoolOutputs] = {}
+        self._new_model = new_model
+
+    def fresh_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model of the evaluated architecture, built by the model plugin
+        with ``seed`` (as the original's initialisation is built with the row's seed)."""
+        if self._new_model is None:
+            raise ValueError("this evaluation context cannot build a fresh model (no new_model given)")
+        return self._new_model(seed)
 
     def reference(self, name: str) -> Reference:
         """Reference ``name`` (loaded once); the metric must list it in ``needs``."""

@@ -46,6 +46,7 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         # a reference's outputs on this forget set's splits depend on its node and the forget set
         reference_ids={n: f"{k}:{node.forget}" for n, k in node.inputs["references"].items() if k},
         shared_logits=ctx.reference_logits,
+        new_model=lambda model_seed: ctx.new_model_factory(model_seed)(),
     )
     seeds = node.eval_seeds or (0,)
     deterministic = {n: m for n, m in ctx.metrics.items() if not m.seeded}
