@@ -60,15 +60,33 @@ def publish_command(results: tuple[Path, ...], output: Path) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), required=True, help="Folder for the PNG and SVG files."
 )
-def plot_command(results: tuple[Path, ...], output: Path) -> None:
-    """Plot RESULTS: UA vs RA trade-off, gap to retrain dense vs sparse, mask IoU (PNG and SVG)."""
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Plot this metric per method instead (metric-NAME.png/.svg); any metric the records hold, "
+    "plugin metrics included; repeat or comma-separate for several.",
+)
+def plot_command(results: tuple[Path, ...], output: Path, metrics: tuple[str, ...]) -> None:
+    """Plot RESULTS: UA vs RA trade-off, gap to retrain dense vs sparse, mask IoU (PNG and SVG);
+    with --metric, that metric per method. A plot without data is skipped and says so."""
     from unlearnbench.cli import console, fail
-    from unlearnbench.report.plots import write_plots
+    from unlearnbench.report.plots import metric_names, write_metric_plots, write_plots
     from unlearnbench.report.results import read_many
 
     try:
-        written = write_plots(read_many(results), output)
+        records = read_many(results)
+        wanted = [m.strip() for value in metrics for m in value.split(",") if m.strip()]
+        if wanted:
+            known = metric_names(records)
+            unknown = [m for m in wanted if m not in known]
+            if unknown:
+                fail(f"unknown metric {unknown[0]!r}; the records hold: {', '.join(known) or 'none'}")
+                return
+            written = write_metric_plots(records, output, wanted)
+        else:
+            written = write_plots(records, output)
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
-    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in written) or 'no plot'}", highlight=False)
