@@ -39,6 +39,21 @@ class Roles:
     gap_metrics: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Table:
+    """One leaderboard table as data (the markdown and the site render it): ``title`` and
+    ``caption`` are markdown; ``rows`` hold each column's text (not markdown-escaped) and
+    ``values`` the number a column sorts by (the mean over seeds; None for text)."""
+
+    key: Mapping[str, Any]
+    title: str
+    caption: str
+    columns: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    values: tuple[Mapping[str, float | None], ...]
+    notes: tuple[str, ...] = ()
+
+
 def _reference(record: ResultRecord, roles: Roles) -> str | None:
     if record.reference is not None or record.schema_version >= 2:
         return record.reference
@@ -113,32 +128,41 @@ def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> d
     return gaps
 
 
-def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
-    """Markdown for every group of comparable records, or a note that there are none."""
+def tables(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> tuple[list[Table], list[str]]:
+    """Every group of comparable ok records as a :class:`Table`, and one line per failed row."""
     frame = _frame(records, roles or Roles())
     if frame.empty:
-        return "_No results._\n"
+        return [], []
     failed = frame[frame.status != "ok"]
     ok = frame[frame.status == "ok"].copy()
-    parts = []
+    found = []
     group_keys = ["protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target"]
     if not ok.empty:
         ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
         for key, group in ok.groupby(group_keys, sort=True):
-            parts.append(_render_group(dict(zip(group_keys, key, strict=True)), group))
-    if not failed.empty:
-        lines = ["### Failed rows", ""]
-        for row in failed.itertuples():
-            unpruner = row.unpruner if isinstance(row.unpruner, str) else None
-            lines.append(
-                f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
-                f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
-            )
-        parts.append("\n".join(lines) + "\n")
+            found.append(_group_table(dict(zip(group_keys, key, strict=True)), group))
+    lines = []
+    for row in failed.itertuples():
+        unpruner = row.unpruner if isinstance(row.unpruner, str) else None
+        lines.append(
+            f"{row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
+            f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
+        )
+    return found, lines
+
+
+def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
+    """Markdown for every group of comparable records, or a note that there are none."""
+    found, failed = tables(records, roles)
+    if not found and not failed:
+        return "_No results._\n"
+    parts = [_markdown(table) for table in found]
+    if failed:
+        parts.append("\n".join(["### Failed rows", "", *(f"- {line}" for line in failed)]) + "\n")
     return "\n".join(parts)
 
 
-def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
+def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
     info: dict[str, Any] = {}
     for row_info in group.metric_info:
         info.update(row_info or {})
@@ -172,23 +196,28 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             "Method": method + (" †" if sum(moved.values()) else ""),
             "Sparsity": _fmt(list(sub.sparsity), 3),
         }
+        values: dict[str, float | None] = {"Method": None, "Sparsity": _mean(sub.sparsity)}
         for name in metric_names:
             cells[_header(name, info[name])] = _fmt(
                 [m.get(name) for m in sub.metrics], 3 if info[name].get("unit") == "min" else 2
             )
+            values[_header(name, info[name])] = _mean(m.get(name) for m in sub.metrics)
         gap = _gap(sub, gap_reference)
         cells["Gap"] = "-" if gap is None else f"{gap:.2f}"
+        values["Gap"] = gap
         if has_gold:
             gap_gold = _gap(sub, gold_reference) if unprune else None
             cells["Gap-gold"] = "-" if gap_gold is None else f"{gap_gold:.2f}"
+            values["Gap-gold"] = gap_gold
         cells["Seeds"] = sub.seed.nunique()
+        values["Seeds"] = float(cells["Seeds"])
         if mixed:
             cells["RTE device"] = "; ".join(sorted(set(sub.device)))
+            values["RTE device"] = None
         rank = 0 if unlearner in original else 1 if unlearner in references else 2
         order = (rank, unlearner, unprune, unpruner)
-        table_rows.append((order, cells))
+        table_rows.append((order, cells, values))
     table_rows.sort(key=lambda item: item[0])
-    table = pd.DataFrame([cells for _, cells in table_rows])
     first = group.iloc[0]
     devices = ", ".join(sorted(set(group.device)))
     commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
@@ -205,8 +234,22 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
         + "; RTE in minutes on the device "
         + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")
     )
-    footer = "".join(f"\n{note}\n" for note in notes)
-    return f"{title}\n\n{caption}\n\n{table.to_markdown(index=False)}\n{footer}"
+    columns = tuple(dict.fromkeys(c for _, cells, _ in table_rows for c in cells))
+    return Table(
+        key=key,
+        title=title.removeprefix("### "),
+        caption=caption,
+        columns=columns,
+        rows=tuple(cells for _, cells, _ in table_rows),
+        values=tuple(values for _, _, values in table_rows),
+        notes=tuple(notes),
+    )
+
+
+def _markdown(table: Table) -> str:
+    frame = pd.DataFrame(list(table.rows))
+    footer = "".join(f"\n{note}\n" for note in table.notes)
+    return f"### {table.title}\n\n{table.caption}\n\n{frame.to_markdown(index=False)}\n{footer}"
 
 
 def _labels(names: Sequence[str], info: dict[str, Any]) -> list[str]:
