@@ -119,6 +119,7 @@ def test_every_method_has_one_distinct_style_in_every_plot() -> None:
     tradeoff = legend_styles(figures["tradeoff"])
     assert set(tradeoff) == methods and len(methods) == 12
     assert len(set(tradeoff.values())) == len(methods)  # N methods, N distinct (colour, marker) pairs
+    assert len({colour for colour, _ in tradeoff.values()}) == len(methods)  # and N distinct colours
     for name in ("gap", "iou"):
         for method, style in legend_styles(figures[name]).items():
             assert style == tradeoff[method], f"{method} looks different in {name}"
@@ -127,8 +128,9 @@ def test_every_method_has_one_distinct_style_in_every_plot() -> None:
     fig.canvas.draw()
     legend_left = fig.legends[0].get_window_extent().x0
     assert all(ax.get_window_extent().x1 <= legend_left for ax in fig.axes if ax.get_visible())
-    styles = plots.method_styles([f"m{i}" for i in range(99)])
-    assert len(set(styles.values())) == 99
+    styles = plots.method_styles([f"m{i}" for i in range(234)])
+    assert len(set(styles.values())) == 234
+    assert len({s.color for s in list(styles.values())[:26]}) == 26
     for fig in figures.values():
         plt.close(fig)
 

@@ -11,10 +11,10 @@
   included, per method, one panel per forget set and sparsity target.
 
 Every method has one style (colour and marker, :func:`method_styles`) in every plot of one
-call, distinct for up to 99 methods; the legend sits outside the panels. A point is the mean over
-seeds; its bars are the 95% t-interval over seeds, drawn only where a method has two or more
-seeds. A plot without data is not written (and any earlier file of that name is removed): the
-skip is logged.
+call (distinct colours for up to 26 methods, distinct pairs for up to 234); the legend sits
+outside the panels. A point is the mean over seeds; its bars are the 95% t-interval over seeds,
+drawn only where a method has two or more seeds. A plot without data is not written (and any
+earlier file of that name is removed): the skip is logged.
 
 Output is reproducible: the SVG carries no date and a fixed ``svg.hashsalt``, the PNG no
 software tag; so the same records and matplotlib version give byte-identical SVG files.
@@ -34,6 +34,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_hex
 
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.stats import approximate, iou_metric, load, seed_gaps
@@ -45,21 +46,14 @@ PLOTS = ("tradeoff", "gap", "iou")
 FORMATS = ("png", "svg")
 STYLE = {"svg.hashsalt": "unlearnbench", "svg.fonttype": "path", "font.size": 8}
 COLORS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
+    *(to_hex(c) for c in matplotlib.colormaps["tab10"].colors),
     "#000000",
+    *(to_hex(c) for c in matplotlib.colormaps["tab20b"].colors[::4]),
+    *(to_hex(c) for c in matplotlib.colormaps["tab20"].colors[1::2]),
 )
-"""matplotlib's tab10 and black: 11 colours."""
+"""26 colours: matplotlib's tab10, black, the five dark hues of tab20b, then tab20's ten light hues."""
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
-"""9 markers; 9 and 11 are coprime, so the i-th style (colour i mod 11, marker i mod 9) repeats after 99."""
+"""9 markers; 9 and 26 are coprime, so the i-th style (colour i mod 26, marker i mod 9) repeats after 234."""
 SEED_BASELINE = "seed-baseline-iou"
 IOU_LABELS = {
     "gold-iou": "IoU with the gold mask (gold-iou)",
@@ -87,8 +81,9 @@ def method_order(records: Sequence[ResultRecord]) -> list[str]:
 
 
 def method_styles(methods: Sequence[str]) -> dict[str, Style]:
-    """One style per method, in the given order: the i-th gets colour i mod 11 and marker i mod 9,
-    so up to 99 methods get distinct (colour, marker) pairs and up to 9 distinct colours and markers."""
+    """One style per method, in the given order: the i-th gets colour i mod 26 and marker i mod 9,
+    so up to 234 methods get distinct (colour, marker) pairs, up to 26 distinct colours (the first 16
+    of them dark) and up to 9 distinct markers."""
     return {
         m: Style(COLORS[i % len(COLORS)], MARKERS[i % len(MARKERS)])
         for i, m in enumerate(dict.fromkeys(methods))
@@ -108,6 +103,17 @@ def interval(values: Sequence[float]) -> tuple[float, float]:
 
 def _target(target: float) -> str:
     return "dense" if target == 0.0 else f"sparsity {target:g}"
+
+
+@dataclass(frozen=True)
+class Line:
+    """A reference line: a mean with its interval's half-width; ``always``: drawn even far from the
+    points (else named at the panel's top when drawing it would flatten them)."""
+
+    mean: float
+    half: float
+    linestyle: str
+    always: bool = False
 
 
 Panel = tuple[str, float]
@@ -271,11 +277,11 @@ def _dots(
     points: Points,
     styles: Mapping[str, Style],
     ylabel: str,
-    lines: Mapping[Panel, Mapping[str, tuple[float, float, str]]] | None = None,
+    lines: Mapping[Panel, Mapping[str, Line]] | None = None,
 ) -> Any:
-    """Per panel, one point per method along x (the methods in style order) and optional reference
-    lines (label -> (mean, half-width, linestyle)); a line outside the points' range is named at
-    the panel's top instead of stretching the axis."""
+    """Per panel, one point per method along x (the methods in style order) and reference lines
+    (by label); a line far outside the points' range is named at the panel's top instead of
+    stretching the axis, unless it is drawn ``always``."""
     most = max(len(by) for by in points.values())
     fig, axes = _grid(points, fig_title, width=max(3.6, 0.3 * most + 1.2))
     handles: dict[str, Any] = {}
@@ -288,19 +294,21 @@ def _dots(
             mean, half = interval(points[panel][method])
             values += [mean - half, mean + half]
         panel_lines = (lines or {}).get(panel, {})
-        near = {k: v for k, v in panel_lines.items() if _near(v[0], values)}
-        values += [v for mean, half, _ in near.values() for v in (mean - half, mean + half)]
+        near = {k: v for k, v in panel_lines.items() if v.always or _near(v.mean, values)}
+        values += [v for line in near.values() for v in (line.mean - line.half, line.mean + line.half)]
         low, high = min(values), max(values)
         pad = (high - low) * 0.15 or max(abs(high) * 0.05, 0.01)
         ax.set_ylim(low - pad, high + pad)
         far = []
-        for label, (mean, half, linestyle) in panel_lines.items():
+        for label, line in panel_lines.items():
             if label in near:
-                extra[label] = ax.axhline(mean, color="0.25", linestyle=linestyle, linewidth=1.0)
-                if half > 0:
-                    ax.axhspan(mean - half, mean + half, color="0.5", alpha=0.15, linewidth=0)
+                extra[label] = ax.axhline(line.mean, color="0.25", linestyle=line.linestyle, linewidth=1.0)
+                if line.half > 0:
+                    ax.axhspan(
+                        line.mean - line.half, line.mean + line.half, color="0.5", alpha=0.15, linewidth=0
+                    )
             else:
-                far.append(f"{label}: {mean:.3f} {'↑' if mean > high else '↓'}")
+                far.append(f"{label}: {line.mean:.3f} {'↑' if line.mean > high else '↓'}")
         if far:
             ax.text(0.99, 0.98, "\n".join(far), transform=ax.transAxes, ha="right", va="top", fontsize=7)
         ax.set_xticks(range(len(methods)), methods, rotation=35, ha="right")
@@ -340,7 +348,7 @@ def _iou(records: Sequence[ResultRecord], styles: Mapping[str, Style]) -> Any | 
     metric, points = _iou_data(records)
     if metric is None or not points:
         return None
-    lines: dict[Panel, dict[str, tuple[float, float, str]]] = {}
+    lines: dict[Panel, dict[str, Line]] = {}
     for panel in points:
         same = [r for r in records if (r.forget_set, r.sparsity_target) == panel]
         gold = [
@@ -350,10 +358,12 @@ def _iou(records: Sequence[ResultRecord], styles: Mapping[str, Style]) -> Any | 
         ]  # type: ignore[arg-type]
         found = {}
         if gold:
-            found["gold (reference)"] = (*interval(gold), "--")
+            found["gold (reference)"] = Line(*interval(gold), "--")
         baseline = _per_seed(same, SEED_BASELINE) if metric == "gold-iou" else []
         if baseline:
-            found["seed baseline (gold vs gold at another seed)"] = (*interval(baseline), ":")
+            found["seed baseline (gold vs gold at another seed)"] = Line(
+                *interval(baseline), ":", always=True
+            )
         lines[panel] = found
     title = f"{IOU_LABELS.get(metric, metric)}\n{INTERVAL_NOTE}"
     return _dots(title, points, styles, "IoU", lines)
