@@ -97,11 +97,14 @@ def test_pages_escape_every_value_and_carry_provenance(built: Path) -> None:
 def test_publish_site_adds_a_page_and_keeps_the_others(built: Path, tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(record(u, 0, protocol="q")) + "\n" for u in ("original", "ft")))
+    (built / "q-board").mkdir()
+    (built / "q-board" / "gap.png").write_bytes(b"a plot the board no longer has")
     args = ["publish", str(results), "-o", str(tmp_path / "q-board"), "--site", str(built)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     index = (built / site.INDEX).read_text()
     assert 'href="p-board/index.html"' in index and 'href="q-board/index.html"' in index
+    assert not (built / "q-board" / "gap.png").exists() and (built / "q-board" / "tradeoff.png").exists()
 
 
 class Browser:
