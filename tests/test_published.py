@@ -96,9 +96,10 @@ def sparsity_records(dense_ua: list[float], sparse_ua: list[float]) -> list[dict
 def test_committed_leaderboards_regenerate_unchanged(folder: Path, tmp_path: Path) -> None:
     written = publish.regenerate(folder, tmp_path)
     assert (tmp_path / publish.README).read_text() == (folder / publish.README).read_text()
-    assert sorted(p.name for p in written if p.name != publish.README) == sorted(publish.plot_files())
+    files = publish.plot_files(publish.read_records_of(folder))
+    assert sorted(p.name for p in written if p.name != publish.README) == sorted(files)
     creator = f"Matplotlib v{matplotlib.__version__},"
-    for name in publish.plot_files():
+    for name in files:
         assert (folder / name).stat().st_size > 0, f"{folder.name}/{name} is missing"
         committed = (folder / name).read_bytes()
         if name.endswith(".svg") and creator.encode() in committed:
@@ -171,7 +172,10 @@ def test_publish_merges_renders_and_refuses_a_second_protocol(tmp_path: Path) ->
     svg = (tmp_path / "gap.svg").read_bytes()
     publish.regenerate(tmp_path, tmp_path / "again")
     assert (tmp_path / "again" / "gap.svg").read_bytes() == svg
-    assert {p.name for p in written} >= {publish.README, *publish.plot_files()}
+    assert {p.name for p in written} >= {
+        publish.README,
+        *publish.plot_files(publish.read_records_of(tmp_path)),
+    }
     with pytest.raises(InvalidValueError, match="one protocol"):
         publish.publish(tmp_path, [record("ft", 0, 1.0, protocol="q", row_id="x")], {})
 
@@ -182,4 +186,6 @@ def test_plot_command_writes_png_and_svg(tmp_path: Path) -> None:
     out = tmp_path / "plots"
     result = CliRunner().invoke(cli, ["plot", str(results), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(publish.plot_files())
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        publish.plot_files(sparsity_records([20.0], [90.0]))
+    )

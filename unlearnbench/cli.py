@@ -17,7 +17,7 @@ from rich.table import Table
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
 from unlearnbench.cli_options import load_run, run_options, split_names
-from unlearnbench.cli_publish import plot_command, publish_command
+from unlearnbench.cli_publish import plot_command, publish_command, site_command
 from unlearnbench.cli_show import print_results, show_command
 from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
@@ -291,6 +291,7 @@ def main() -> None:
 cli.add_command(tune_command)
 cli.add_command(publish_command)
 cli.add_command(plot_command)
+cli.add_command(site_command)
 cli.add_command(study_group)
 cli.add_command(show_command)
 cli.add_command(cache_group)

@@ -37,7 +37,14 @@ def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     required=True,
     help="The folder, e.g. leaderboards/PROTOCOL/.",
 )
-def publish_command(results: tuple[Path, ...], output: Path) -> None:
+@click.option(
+    "--site",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the folder's page of a static site into this folder (SITE/<folder name>/) and "
+    "rebuild SITE/index.html.",
+)
+def publish_command(results: tuple[Path, ...], output: Path, site: Path | None) -> None:
     """Merge RESULTS into a published leaderboard folder and write its README, claims check and plots."""
     from unlearnbench.cli import console, fail
     from unlearnbench.report.publish import RESULTS, publish
@@ -47,11 +54,46 @@ def publish_command(results: tuple[Path, ...], output: Path) -> None:
         own = output / RESULTS
         records = read_many([p for p in results if p.resolve() != own.resolve()])
         written = publish(output, records, registry_defaults(records))
+        if site is not None:
+            from unlearnbench.report.site import write_board
+
+            pages = write_board(output, site)
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
     console.print(
         f"wrote {len(written)} files to {output}: {', '.join(p.name for p in written)}", highlight=False
+    )
+    if site is not None:
+        console.print(
+            f"wrote the site page {site / output.name / 'index.html'} and {site / 'index.html'} "
+            f"({len(pages)} files)",
+            highlight=False,
+        )
+
+
+@click.command("site")
+@click.argument("boards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="The site's folder, e.g. site/."
+)
+def site_command(boards: tuple[Path, ...], output: Path) -> None:
+    """Build a static leaderboard site from published folders: BOARDS are published folders or
+    folders of them (e.g. leaderboards/); writes OUTPUT/index.html and one page per board. Open
+    OUTPUT/index.html in a browser: no server or network needed."""
+    from unlearnbench.cli import console, fail
+    from unlearnbench.report.site import board_folders, build_site
+
+    try:
+        folders = board_folders(boards)
+        written = build_site(folders, output)
+    except UnlearnbenchError as exc:
+        fail(str(exc))
+        return
+    console.print(
+        f"wrote {output / 'index.html'} and {len(folders)} board pages "
+        f"({', '.join(f.name for f in folders)}); {len(written)} files",
+        highlight=False,
     )
 
 
@@ -60,15 +102,33 @@ def publish_command(results: tuple[Path, ...], output: Path) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), required=True, help="Folder for the PNG and SVG files."
 )
-def plot_command(results: tuple[Path, ...], output: Path) -> None:
-    """Plot RESULTS: UA vs RA trade-off, gap to retrain dense vs sparse, mask IoU (PNG and SVG)."""
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Plot this metric per method instead (metric-NAME.png/.svg); any metric the records hold, "
+    "plugin metrics included; repeat or comma-separate for several.",
+)
+def plot_command(results: tuple[Path, ...], output: Path, metrics: tuple[str, ...]) -> None:
+    """Plot RESULTS: UA vs RA trade-off, gap to retrain dense vs sparse, mask IoU (PNG and SVG);
+    with --metric, that metric per method. A plot without data is skipped and says so."""
     from unlearnbench.cli import console, fail
-    from unlearnbench.report.plots import write_plots
+    from unlearnbench.report.plots import metric_names, write_metric_plots, write_plots
     from unlearnbench.report.results import read_many
 
     try:
-        written = write_plots(read_many(results), output)
+        records = read_many(results)
+        wanted = [m.strip() for value in metrics for m in value.split(",") if m.strip()]
+        if wanted:
+            known = metric_names(records)
+            unknown = [m for m in wanted if m not in known]
+            if unknown:
+                fail(f"unknown metric {unknown[0]!r}; the records hold: {', '.join(known) or 'none'}")
+                return
+            written = write_metric_plots(records, output, wanted)
+        else:
+            written = write_plots(records, output)
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
-    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in written) or 'no plot'}", highlight=False)

@@ -70,7 +70,7 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
     info: dict[str, Any] = {}
     for r in records:
         info.update(r.get("metric_info") or {})
-    for group in tables([r for r in records if "row_id" in r], roles):
+    for group in tables([r for r in records if "row_id" in r], roles)[0]:
         keys = [("Method", [str(row["Method"]) for row in group.rows])]
         columns = []
         for name, header in group.metrics:

@@ -137,19 +137,22 @@ def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> d
 
 
 @dataclass(frozen=True)
-class GroupTable:
-    """One table of comparable records as data: ``rows`` are the cells by column (formatted
-    strings; ``columns`` in order), ``metrics`` the (metric name, column) pairs, ``shares`` the
-    variance shares by method and column, ``notes`` the footnotes."""
+class Table:
+    """One leaderboard table as data (the markdown, ``show`` and the site render it): ``title``
+    and ``caption`` are markdown; ``rows`` hold each column's text (not markdown-escaped) and
+    ``values`` the number a column sorts by (the mean; None for text); ``metrics`` are the
+    (metric name, column) pairs, ``shares`` the noise by level by method and column, ``notes``
+    the footnotes."""
 
     key: Mapping[str, Any]
     title: str
     caption: str
     columns: tuple[str, ...]
     rows: tuple[Mapping[str, Any], ...]
-    metrics: tuple[tuple[str, str], ...]
-    shares: Mapping[str, Mapping[str, str]]
-    notes: tuple[str, ...]
+    values: tuple[Mapping[str, float | None], ...] = ()
+    metrics: tuple[tuple[str, str], ...] = ()
+    shares: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def markdown(self) -> str:
         table = pd.DataFrame(list(self.rows), columns=list(self.columns))
@@ -187,42 +190,40 @@ GROUP_KEYS = (
 """What a table holds fixed: results of different protocol hashes or data copies never share one."""
 
 
-def tables(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> list[GroupTable]:
-    """Every table of comparable ok records, in order."""
+def tables(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> tuple[list[Table], list[str]]:
+    """Every group of comparable ok records as a :class:`Table`, and one line per failed row."""
     frame = _frame(records, roles or Roles())
     if frame.empty:
-        return []
+        return [], []
     ok = frame[frame.status == "ok"].copy()
-    if ok.empty:
-        return []
-    ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
-    keys = list(GROUP_KEYS)
-    return [
-        _group_table(dict(zip(keys, key, strict=True)), group) for key, group in ok.groupby(keys, sort=True)
-    ]
+    found = []
+    if not ok.empty:
+        ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
+        keys = list(GROUP_KEYS)
+        for key, group in ok.groupby(keys, sort=True):
+            found.append(_group_table(dict(zip(keys, key, strict=True)), group))
+    lines = []
+    for row in frame[frame.status != "ok"].itertuples():
+        unpruner = row.unpruner if isinstance(row.unpruner, str) else None
+        lines.append(
+            f"{row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
+            f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
+        )
+    return found, lines
 
 
 def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str:
     """Markdown for every group of comparable records, or a note that there are none."""
-    records = list(records)
-    frame = _frame(records, roles or Roles())
-    if frame.empty:
+    found, failed = tables(records, roles)
+    if not found and not failed:
         return "_No results._\n"
-    parts = [t.markdown() for t in tables(records, roles)]
-    failed = frame[frame.status != "ok"]
-    if not failed.empty:
-        lines = ["### Failed rows", ""]
-        for row in failed.itertuples():
-            unpruner = row.unpruner if isinstance(row.unpruner, str) else None
-            lines.append(
-                f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
-                f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
-            )
-        parts.append("\n".join(lines) + "\n")
+    parts = [table.markdown() for table in found]
+    if failed:
+        parts.append("\n".join(["### Failed rows", "", *(f"- {line}" for line in failed)]) + "\n")
     return "\n".join(parts)
 
 
-def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
+def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
     info: dict[str, Any] = {}
     for row_info in group.metric_info:
         info.update(row_info or {})
@@ -275,8 +276,15 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         cells["n"] = design.design() if design is not None else f"{sub.seed.nunique()}x1x1"
         if mixed:
             cells["RTE device"] = "; ".join(sorted(set(sub.device)))
+        values: dict[str, float | None] = {c: None for c in cells}
+        values["Sparsity"] = _value(_mean_only(noise.summarize(_sparsities(sub))))
+        values.update({headers[name]: _value(summaries[name]) for name in metric_names})
+        values["Gap"] = None if gap is None else gap.value
+        if has_gold:
+            values["Gap-gold"] = None if cells["Gap-gold"] == "-" else gap_gold.value  # type: ignore[union-attr]
+        values["n"] = None if design is None else float(design.n[0])
         rank = 0 if unlearner in original else 1 if unlearner in references else 2
-        table_rows.append(((rank, unlearner, unprune, unpruner), cells))
+        table_rows.append(((rank, unlearner, unprune, unpruner), cells, values))
         shares[method] = {
             headers[name]: text
             for name, x in summaries.items()
@@ -304,17 +312,22 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> GroupTable:
         + "; RTE in minutes on the device "
         + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")
     )
-    columns = tuple(dict.fromkeys(c for _, cells in table_rows for c in cells))
-    return GroupTable(
+    columns = tuple(dict.fromkeys(c for _, cells, _ in table_rows for c in cells))
+    return Table(
         key=key,
         title=title,
         caption=caption,
         columns=columns,
-        rows=tuple(cells for _, cells in table_rows),
+        rows=tuple(cells for _, cells, _ in table_rows),
+        values=tuple(values for _, _, values in table_rows),
         metrics=tuple(headers.items()),
         shares=shares,
         notes=tuple(notes),
     )
+
+
+def _value(summary: noise.Summary | None) -> float | None:
+    return None if summary is None else summary.mean
 
 
 def _mean_only(summary: noise.Summary | None) -> noise.Summary | None:

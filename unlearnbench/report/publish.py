@@ -19,7 +19,7 @@ from unlearnbench.errors import InvalidValueError
 from unlearnbench.report.claims import render_claims
 from unlearnbench.report.curves import render_references
 from unlearnbench.report.leaderboard import render
-from unlearnbench.report.plots import FORMATS, PLOTS, write_plots
+from unlearnbench.report.plots import FORMATS, available_plots, write_plots
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import merge_record, read_records
 from unlearnbench.run.artifacts import write_text_atomic
@@ -126,7 +126,10 @@ def render_readme(records: list[dict[str, Any]], defaults: Defaults) -> str:
         "## Plots",
         "",
     ]
-    lines += "\n\n".join(f"![{plot}]({plot}.png) ([SVG]({plot}.svg))" for plot in PLOTS).split("\n")
+    plots = available_plots(records)
+    lines += "\n\n".join(f"![{plot}]({plot}.png) ([SVG]({plot}.svg))" for plot in plots).split("\n")
+    if not plots:
+        lines.append("_No plot: the records hold no data for one._")
     return "\n".join(lines) + "\n"
 
 
@@ -168,5 +171,6 @@ def read_records_of(folder: Path) -> list[dict[str, Any]]:
     return read_records(folder / RESULTS)
 
 
-def plot_files() -> list[str]:
-    return [f"{plot}.{ext}" for plot in PLOTS for ext in FORMATS]
+def plot_files(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The plot files a folder of ``records`` holds (plots without data are not written)."""
+    return [f"{plot}.{ext}" for plot in available_plots(records) for ext in FORMATS]
