@@ -89,7 +89,8 @@ def run_log(out: Path) -> logging.Handler:
 @cli.command()
 @run_options
 def run(**options: Any) -> None:
-    """Run PROTOCOL (default: the offline digits-quickstart) and write OUT/results.jsonl."""
+    """Run PROTOCOL (a registered name or a PATH.toml; default: the offline digits-quickstart) and
+    write OUT/results.jsonl."""
     from unlearnbench.run.pipeline import Pipeline
 
     started = time.perf_counter()
