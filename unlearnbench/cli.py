@@ -88,19 +88,33 @@ def run_log(out: Path) -> logging.Handler:
 
 @cli.command()
 @run_options
+@click.option(
+    "--tracker",
+    "trackers",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Also log to tensorboard, mlflow (a local store) or wandb (offline) under OUT; commas allowed.",
+)
 def run(**options: Any) -> None:
     """Run PROTOCOL (a registered name or a PATH.toml; default: the offline digits-quickstart) and
     write OUT/results.jsonl."""
     from unlearnbench.run.pipeline import Pipeline
+    from unlearnbench.trackers import check_trackers, close_trackers, open_trackers
 
     started = time.perf_counter()
     out: Path = options["out"]
     log_file: logging.Handler | None = None
+    trackers: list[Any] = []
     try:
         registry = make_registry()
+        tracker_names = split_names(options["trackers"])
+        check_trackers(tracker_names)
         loaded, settings = load_run(registry, options)
         log_file = run_log(out)
         logging.getLogger(__name__).info("unlearnbench %s", " ".join(sys.argv[1:]))
+        trackers = open_trackers(tracker_names, out, tracker_run(loaded, settings))
+        for tracker in trackers:
+            registry.host.register(tracker, name=f"tracker-{tracker.name}")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
             pipeline = Pipeline(
@@ -125,6 +139,8 @@ def run(**options: Any) -> None:
         fail(str(exc))
         return
     finally:
+        for line in close_trackers(trackers):
+            logging.getLogger(__name__).warning("%s", line)
         if log_file is not None:
             logging.getLogger().removeHandler(log_file)
             log_file.close()
@@ -141,6 +157,17 @@ def run(**options: Any) -> None:
     )
     if failed:
         sys.exit(1)
+
+
+def tracker_run(loaded: Any, settings: Any) -> Any:
+    """What the trackers record about this run: a name, the protocol, its hash and settings."""
+    import datetime
+
+    from unlearnbench.trackers import TrackerRun
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    config = {"command": " ".join(sys.argv[1:]), "device": settings.device, "out": str(settings.out)}
+    return TrackerRun(f"{loaded.name}-{loaded.short_hash}-{stamp}", loaded.name, loaded.hash, config)
 
 
 @cli.command("plan")

@@ -19,7 +19,8 @@ class Retrain(Unlearner):
     are then unused), for protocols whose training recipe a plain SGD budget cannot express
     (``cifar10-airbench``'s fast recipe); the reference's retrain budget is its training recipe
     with 160 instead of 182 epochs. The recipe's ``keep_best`` selects on the validation split.
-    The option defaults to off, which leaves earlier results unchanged (so the version stays 2)."""
+    The option defaults to off, which leaves earlier results unchanged (so the version stays 2).
+    Logs ``train_loss`` and ``train_acc`` per epoch (``task.log``)."""
 
     name = "retrain"
     version = 2
@@ -36,6 +37,13 @@ class Retrain(Unlearner):
         fresh = task.engine.prepare(task.new_model())
         val = task.val if self.params.protocol_recipe else None
         task.engine.fit(
-            fresh, task.retain, recipe, seed=task.seed, mask=task.mask, description="retrain", val=val
+            fresh,
+            task.retain,
+            recipe,
+            seed=task.seed,
+            mask=task.mask,
+            description="retrain",
+            val=val,
+            epoch_log=task.log,
         )
         return fresh
