@@ -297,6 +297,9 @@ def test_unknown_repeated_or_missing_tracker_is_one_clear_line(monkeypatch: pyte
     monkeypatch.setattr(cls, "module", "unlearnbench_no_such_package")
     with pytest.raises(InvalidValueError, match=r"pip install 'unlearnbench\[mlflow\]'"):
         check_trackers(["mlflow"])
+    result = CliRunner().invoke(cli, ["run", "--tracker", "mlflow", "--out", "unused"])
+    assert result.exit_code == 2
+    assert "pip install 'unlearnbench[mlflow]'" in result.output  # the extra is not eaten as markup
     result = CliRunner().invoke(cli, ["run", "--tracker", "tensorboard,nope", "--out", "unused"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [

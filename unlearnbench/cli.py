@@ -11,11 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
+from unlearnbench.cli_export import export_command
 from unlearnbench.cli_options import load_run, run_options, split_names
 from unlearnbench.cli_publish import plot_command, publish_command
 from unlearnbench.cli_show import print_results, show_command
@@ -51,7 +53,7 @@ class RichProgress:
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
@@ -322,3 +324,4 @@ cli.add_command(plot_command)
 cli.add_command(study_group)
 cli.add_command(show_command)
 cli.add_command(cache_group)
+cli.add_command(export_command)
