@@ -335,5 +335,10 @@ def test_per_epoch_values_reach_the_record_and_the_event_hook(tmp_path: Path) ->
     for row in rows:
         log = row["epoch_log"]["unlearn"]
         assert [e["epoch"] for e in log if e["name"] == "forget_loss"] == [1, 2]
-    assert {e.name for e in logged} == {"forget_loss"}
-    assert len(logged) == 2 * len(rows)
+    unlearned = [e for e in logged if e.component == "neggrad+"]
+    assert {e.name for e in unlearned} == {"forget_loss"}
+    assert len(unlearned) == 2 * len(rows)
+    # the original's training logs its loss and accuracy per epoch too (once: one original node)
+    trained = [(e.epoch, e.name) for e in logged if e.stage == "original"]
+    names = ("train_loss", "train_acc")
+    assert sorted(trained) == sorted((i, n) for i in range(1, protocol.recipe.epochs + 1) for n in names)

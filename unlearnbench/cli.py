@@ -11,11 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
+from unlearnbench.cli_export import export_command
 from unlearnbench.cli_options import load_run, run_options, split_names
 from unlearnbench.cli_publish import plot_command, publish_command, site_command
 from unlearnbench.cli_show import print_results, show_command
@@ -51,7 +53,7 @@ class RichProgress:
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
@@ -88,18 +90,33 @@ def run_log(out: Path) -> logging.Handler:
 
 @cli.command()
 @run_options
+@click.option(
+    "--tracker",
+    "trackers",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Also log to tensorboard, mlflow (a local store) or wandb (offline) under OUT; commas allowed.",
+)
 def run(**options: Any) -> None:
-    """Run PROTOCOL (default: the offline digits-quickstart) and write OUT/results.jsonl."""
+    """Run PROTOCOL (a registered name or a PATH.toml; default: the offline digits-quickstart) and
+    write OUT/results.jsonl."""
     from unlearnbench.run.pipeline import Pipeline
+    from unlearnbench.trackers import check_trackers, close_trackers, open_trackers
 
     started = time.perf_counter()
     out: Path = options["out"]
     log_file: logging.Handler | None = None
+    trackers: list[Any] = []
     try:
         registry = make_registry()
+        tracker_names = split_names(options["trackers"])
+        check_trackers(tracker_names)
         loaded, settings = load_run(registry, options)
         log_file = run_log(out)
         logging.getLogger(__name__).info("unlearnbench %s", " ".join(sys.argv[1:]))
+        trackers = open_trackers(tracker_names, out, tracker_run(loaded, settings))
+        for tracker in trackers:
+            registry.host.register(tracker, name=f"tracker-{tracker.name}")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
             pipeline = Pipeline(
@@ -124,6 +141,8 @@ def run(**options: Any) -> None:
         fail(str(exc))
         return
     finally:
+        for line in close_trackers(trackers):
+            logging.getLogger(__name__).warning("%s", line)
         if log_file is not None:
             logging.getLogger().removeHandler(log_file)
             log_file.close()
@@ -140,6 +159,17 @@ def run(**options: Any) -> None:
     )
     if failed:
         sys.exit(1)
+
+
+def tracker_run(loaded: Any, settings: Any) -> Any:
+    """What the trackers record about this run: a name, the protocol, its hash and settings."""
+    import datetime
+
+    from unlearnbench.trackers import TrackerRun
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    config = {"command": " ".join(sys.argv[1:]), "device": settings.device, "out": str(settings.out)}
+    return TrackerRun(f"{loaded.name}-{loaded.short_hash}-{stamp}", loaded.name, loaded.hash, config)
 
 
 @cli.command("plan")
@@ -295,3 +325,4 @@ cli.add_command(site_command)
 cli.add_command(study_group)
 cli.add_command(show_command)
 cli.add_command(cache_group)
+cli.add_command(export_command)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
+from unlearnbench.config.protocol_files import locate_protocol
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.run.outdir import check_output_dir
@@ -212,7 +213,7 @@ def load_run(
     file = options["override_file"]
     overrides, tuning = read_override_file(file) if file else ([], {})
     overrides += parse_sets(options["sets"])
-    path = registry.protocol_path(options["protocol"])
+    path = locate_protocol(registry, options["protocol"])
     lists = {
         "prune.pruners": split_names(options["pruners"]),
         "unlearn.unlearners": split_names(options["unlearners"]),

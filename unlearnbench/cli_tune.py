@@ -10,6 +10,7 @@ from rich.table import Table
 
 from unlearnbench.cli_options import DEFAULT_PROTOCOL, parse_sets, resolve_device
 from unlearnbench.config.protocol import load_protocol
+from unlearnbench.config.protocol_files import locate_protocol
 from unlearnbench.errors import UnlearnbenchError
 
 
@@ -59,7 +60,7 @@ def tune_command(
         registry.get("unlearner", unlearner)
         grid = parse_grid(grids, registry, unlearner)
         overrides = parse_sets(sets)
-        path = registry.protocol_path(protocol)
+        path = locate_protocol(registry, protocol)
         base = load_protocol(path, overrides, registry)
         check_output_dir(out)
         dataset = registry.create("dataset", base.data.dataset, base.data.params)

@@ -14,7 +14,7 @@ from unlearnbench.api import UnlearnBudget, Unlearner, UnlearnTask
 class FineTune(Unlearner):
     """FT: fine-tune on the retain set only (Jia et al., 2023; Unlearn-Sparse ``unlearn/FT.py``).
     README defaults: 10 epochs at lr 0.01, with the shared unlearning optimiser (batch 256, SGD
-    momentum 0.9, wd 5e-4)."""
+    momentum 0.9, wd 5e-4). Logs ``train_loss`` and ``train_acc`` per epoch (``task.log``)."""
 
     name = "ft"
     version = 2
@@ -25,7 +25,9 @@ class FineTune(Unlearner):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         recipe = self.params.recipe(task.recipe)
-        task.engine.fit(model, task.retain, recipe, seed=task.seed, mask=task.mask, description="ft")
+        task.engine.fit(
+            model, task.retain, recipe, seed=task.seed, mask=task.mask, description="ft", epoch_log=task.log
+        )
         return model
 
 
@@ -41,7 +43,8 @@ class L1Sparse(Unlearner):
     ``no_l1_epochs`` epochs; with ``no_l1_epochs == epochs`` gamma stays alpha throughout, as the
     reference's ``FT_prune``. 10 epochs at lr 0.01 as the README, with the shared unlearning
     optimiser (batch 256, SGD momentum 0.9, wd 5e-4). The reference leaves alpha to be
-    tuned (no default for this method); 5e-4 is our default - tune it per protocol."""
+    tuned (no default for this method); 5e-4 is our default - tune it per protocol. Logs
+    ``train_loss`` (CE + l1 term) per epoch (``task.log``)."""
 
     name = "l1-sparse"
     version = 2
@@ -82,5 +85,6 @@ class L1Sparse(Unlearner):
             mask=task.mask,
             loss_fn=loss_fn,
             description="l1-sparse",
+            epoch_log=task.log,
         )
         return model

@@ -31,7 +31,8 @@ class Retrain(Unlearner):
     the pruner's retraining under the mask, ``task.original_epochs``), on the same schedule
     stretched over them, so that exact unlearning of a pruned model is not starved against the
     model it replaces (a sparse retrain from scratch under the mask otherwise gets one training's
-    epochs against the original's two). Not in the reference, whose retrain budget is fixed."""
+    epochs against the original's two). Not in the reference, whose retrain budget is fixed.
+    Logs ``train_loss`` and ``train_acc`` per epoch (``task.log``)."""
 
     name = "retrain"
     version = 2
@@ -57,6 +58,13 @@ class Retrain(Unlearner):
         fresh = task.engine.prepare(task.new_model())
         val = task.val if self.params.protocol_recipe else None
         task.engine.fit(
-            fresh, task.retain, recipe, seed=task.seed, mask=task.mask, description="retrain", val=val
+            fresh,
+            task.retain,
+            recipe,
+            seed=task.seed,
+            mask=task.mask,
+            description="retrain",
+            val=val,
+            epoch_log=task.log,
         )
         return fresh

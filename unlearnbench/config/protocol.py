@@ -1,22 +1,23 @@
 """Protocols: declarative, versioned TOML files that fix a benchmark's data, model, training
 recipe, forget sets, sparsities, method budgets and seeds.
 
-The protocol hash is the sha256 of the canonical JSON of the file's content after ``--set``
-overrides, minus the *selection* fields (which pruners, sparsities, unlearners, metrics,
-un-prune modes and seeds a run covers): two runs that select different methods from one protocol
+The protocol hash is the sha256 of the canonical JSON of the file's content (its ``extends``
+chain merged in, :mod:`unlearnbench.config.protocol_files`) after ``--set`` overrides, minus the
+*selection* fields (which pruners, sparsities, unlearners, metrics, un-prune modes and seeds a
+run covers): two runs that select different methods from one protocol
 share its hash, and results with different hashes are never put in one table.
 """
 
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unlearnbench.config.overrides import ComponentCatalog, apply_override, parse_override_value
+from unlearnbench.config.protocol_files import ProtocolIndex, resolve_file
 from unlearnbench.config.sections import (
     PARAM_KINDS,
     SELECTION_FIELDS,
@@ -35,11 +36,6 @@ from unlearnbench.config.typed_config import build
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.hashing import sha256_json
 from unlearnbench.training.recipe import TrainRecipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -101,12 +97,10 @@ def _migrate_unpruner(raw: dict[str, Any], source: str) -> None:
     section["unpruners"] = [old] if isinstance(old, str) else old
 
 
-def read_protocol_file(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidValueError(f"cannot read protocol file {path}: {exc}") from exc
+def read_protocol_file(path: Path, protocols: ProtocolIndex | None = None) -> dict[str, Any]:
+    """A protocol file's content with its ``extends`` chain merged in (see :mod:`.protocol_files`);
+    ``protocols`` looks up ``extends = "NAME"``."""
+    return resolve_file(path, protocols)
 
 
 def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
@@ -181,7 +175,7 @@ def load_protocol(
     catalog: ComponentCatalog | None = None,
 ) -> Protocol:
     """Read a protocol file, apply ``(dotted key, value)`` overrides and resolve it."""
-    raw = read_protocol_file(path)
+    raw = read_protocol_file(path, catalog if isinstance(catalog, ProtocolIndex) else None)
     for key, value in overrides:
         apply_override(raw, key, value, catalog)
     return resolve(raw, str(path))

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 LossFn = Callable[..., torch.Tensor]
 """``loss_fn(model, *batch)``: a scalar loss of one batch (``batch`` is ``(x, y)`` for ``fit``)."""
 StepHook = Callable[[nn.Module, torch.optim.Optimizer], None]
+EpochLogFn = Callable[[int, str, float], None]
+"""``epoch_log(epoch, name, value)``, e.g. a task's ``task.log`` (an :class:`~.unlearning.EpochLog`)."""
+TRAIN_LOSS = "train_loss"
+TRAIN_ACCURACY = "train_acc"
 
 
 @dataclass
@@ -170,12 +174,14 @@ class Engine:
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
         val: ImageSplit | None = None,
         start_epoch: int = 0,
+        epoch_log: EpochLogFn | None = None,
     ) -> None:
         """Train ``model`` in place on ``split`` for ``recipe.epochs`` epochs.
 
         ``val``: the validation split ``recipe.keep_best`` selects on. ``start_epoch``: the LR
         schedule starts this many epochs in (the reference steps its scheduler ``rewind_epoch``
-        times after rewinding); the run still trains ``recipe.epochs`` epochs.
+        times after rewinding); the run still trains ``recipe.epochs`` epochs. ``epoch_log``: receives
+        each epoch's values as in :meth:`fit_batches`.
         """
         if len(split) == 0:
             raise ValueError(f"cannot {description} on an empty split")
@@ -203,6 +209,7 @@ class Engine:
             on_epoch_end=on_epoch_end,
             val=val,
             start_epoch=start_epoch,
+            epoch_log=epoch_log,
         )
 
     def fit_batches(
@@ -220,20 +227,33 @@ class Engine:
         after_step: StepHook | None = None,
         val: ImageSplit | None = None,
         start_epoch: int = 0,
+        epoch_log: EpochLogFn | None = None,
     ) -> None:
         """The training loop over the batches ``epoch_batches(epoch)`` yields for each epoch;
         ``loss_fn(model, *batch)`` gives each batch's loss (cross-entropy on ``(x, y)`` by default).
+
+        ``epoch_log(epoch, name, value)`` (1-based epochs) receives, after each epoch, ``train_loss``
+        (the mean batch loss of the epoch) and, with the default loss, ``train_acc`` (the percent
+        of the epoch's training examples the model classified right in its forward pass, before
+        that step's update; augmented when the recipe augments). They are summed on the device
+        and read once per epoch, so logging adds no synchronisation per step.
 
         ``before_step`` runs after the backward pass (gradients of pruned weights already zero),
         ``after_step`` after the update (pruned weights already zero). The rate follows the
         schedule by epoch position, so epochs with differing step counts are fine. ``val`` and
         ``start_epoch`` as in :meth:`fit`.
         """
+        sums = torch.zeros(3, device=self.device)  # loss sum, correct, examples (this epoch)
         if loss_fn is None:
             smoothing = recipe.label_smoothing
 
             def loss_fn(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-                return F.cross_entropy(m(x), y, label_smoothing=smoothing)
+                out = m(x)
+                if epoch_log is not None:
+                    with torch.no_grad():
+                        sums[1] += (out.argmax(dim=1) == y).sum()
+                        sums[2] += y.numel()
+                return F.cross_entropy(out, y, label_smoothing=smoothing)
 
         params = dict(model.named_parameters())
         masked = [] if mask is None else sorted(mask.tensors)
@@ -258,6 +278,8 @@ class Engine:
                     group["lr"] = group.get("base_lr", recipe.lr) * factor
                 with self._autocast():
                     loss = loss_fn(model, *batch)
+                if epoch_log is not None:
+                    sums[0] += loss.detach().float()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 for param, drop in zip(masked_params, drops, strict=True):
@@ -277,6 +299,12 @@ class Engine:
             last = float(loss.detach())
             if not math.isfinite(last):
                 log.warning("%s: loss is %s after epoch %d", description, last, epoch + 1)
+            if epoch_log is not None:
+                loss_sum, correct, seen = sums.tolist()
+                epoch_log(epoch + 1, TRAIN_LOSS, loss_sum / (i + 1))
+                if seen:
+                    epoch_log(epoch + 1, TRAIN_ACCURACY, 100.0 * correct / seen)
+                sums.zero_()
             if lookahead is not None and epoch == recipe.epochs - 1:
                 lookahead.finish(model)
             self.progress.advance(task)

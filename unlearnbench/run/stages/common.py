@@ -65,7 +65,8 @@ def as_reference(ctx: RunContext, seed: int, artifact: ModelArtifact | None) -> 
 
 
 def train_dense(ctx: RunContext, node: Node) -> ModelArtifact:
-    """Train a fresh seeded model on the pool (``node.forget`` None) or on the retain set."""
+    """Train a fresh seeded model on the pool (``node.forget`` None) or on the retain set; its
+    per-epoch ``train_loss`` and ``train_acc`` go to the epoch hook and the artifact's meta."""
     assert node.seed is not None
     seed, recipe = node.seed, ctx.protocol.recipe
     model = ctx.new_model_factory(seed)()
@@ -80,8 +81,19 @@ def train_dense(ctx: RunContext, node: Node) -> ModelArtifact:
     label = "train original" if node.forget is None else f"train on retain ({node.forget})"
     split = ctx.training_data(node.forget)
     val = ctx.data.val if len(ctx.data.val) else None
-    ctx.engine.fit(model, split, recipe, seed=seed, description=label, on_epoch_end=keep_rewind, val=val)
-    return ModelArtifact("", checked(state_of(model), node, node.component), None, 0.0, rewind)
+    epochs = EpochLog(listener=lambda e: _announce(ctx, node, e))
+    ctx.engine.fit(
+        model,
+        split,
+        recipe,
+        seed=seed,
+        description=label,
+        on_epoch_end=keep_rewind,
+        val=val,
+        epoch_log=epochs,
+    )
+    state = checked(state_of(model), node, node.component)
+    return ModelArtifact("", state, None, 0.0, rewind, meta={"epoch_log": epochs.as_records()})
 
 
 def prune_task(ctx: RunContext, seed: int, sparsity: float, data: Any, rewind: Any) -> PruneTask:
