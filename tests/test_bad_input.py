@@ -54,7 +54,7 @@ def _cases(tmp: Path) -> dict[str, Case]:
         "cache no store": Case(["cache", "ls", str(tmp / "none")], "is not an artifact store folder"),
         "unprune skip unknown": Case(
             ["run", "--out", str(tmp / "o"), "--set", "unprune.skip=[scrubb]"],
-            "unknown unlearner in unprune.skip 'scrubb'; valid choices: be, bs,",
+            "unknown unlearner in unprune.skip 'scrubb'; valid choices: amnesiac, assd,",
         ),
     }
 
