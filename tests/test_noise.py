@@ -10,7 +10,7 @@ import statistics
 import pytest
 from scipy import stats as scipy_stats
 
-from unlearnbench.report import noise
+from unlearnbench.report import compare, noise
 from unlearnbench.report.leaderboard import render
 from unlearnbench.report.record import ResultRecord
 
@@ -76,7 +76,7 @@ def test_an_unbalanced_design_weighs_each_train_seed_once() -> None:
 def test_paired_comparisons_match_scipys_paired_t_test() -> None:
     left = {0: 10.0, 1: 12.0, 2: 11.5, 3: 14.0}
     right = {0: 9.0, 1: 10.5, 2: 11.0, 3: 12.0, 4: 99.0}  # seed 4 has no pair
-    found = noise.paired(left, right)
+    found = compare.paired(left, right)
     expected = scipy_stats.ttest_rel([left[s] for s in range(4)], [right[s] for s in range(4)])
     assert found.n == 4 and found.p_value == pytest.approx(expected.pvalue)
     se = statistics.stdev(found.diffs) / 2
@@ -134,8 +134,8 @@ def test_the_board_shows_design_intervals_shares_and_marks_methods_like_retrain(
 def test_the_gap_is_the_papers_from_the_mean_columns_with_a_paired_bootstrap_interval() -> None:
     ours = {"ua": {0: 20.0, 1: 10.0, 2: 40.0}, "ra": {0: 90.0, 1: 90.0, 2: 90.0}}
     ref = {"ua": {0: 10.0, 1: 20.0, 2: 30.0}, "ra": {0: 90.0, 1: 90.0, 2: 90.0}}
-    found = noise.gap_estimate(ours, ref, ["ua", "ra"])
+    found = compare.gap_estimate(ours, ref, ["ua", "ra"])
     assert found is not None and found.value == pytest.approx(abs(70 / 3 - 20) / 2)  # not mean |per-seed|
     assert found.low is not None and found.high is not None and found.low <= found.value <= found.high
     assert found.n == 3 and found.text().count("[") == 1
-    assert noise.gap_estimate(ours, ref, ["ua", "ta"]) is None  # a gap metric missing
+    assert compare.gap_estimate(ours, ref, ["ua", "ta"]) is None  # a gap metric missing

@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from unlearnbench.report import noise
+from unlearnbench.report import compare, noise
 from unlearnbench.report.record import ResultRecord, method_label
+from unlearnbench.report.table import Table
 from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 
 
@@ -76,14 +77,14 @@ def _summary(sub: pd.DataFrame, name: str) -> noise.Summary | None:
 
 
 def _gaps(sub: pd.DataFrame, reference: pd.DataFrame) -> dict[int, float]:
-    """Train seed -> the gap of ``sub``'s train-seed means to ``reference``'s (:func:`noise.gap`)."""
+    """Train seed -> the gap of ``sub``'s train-seed means to ``reference``'s (:func:`compare.gap`)."""
     names = sub.iloc[0].gap_metrics
     if reference.empty or not names:
         return {}
-    return noise.train_seed_gaps(sub.to_dict("records"), reference.to_dict("records"), names)
+    return compare.train_seed_gaps(sub.to_dict("records"), reference.to_dict("records"), names)
 
 
-def _gap_estimate(sub: pd.DataFrame, reference: pd.DataFrame) -> noise.GapEstimate | None:
+def _gap_estimate(sub: pd.DataFrame, reference: pd.DataFrame) -> compare.GapEstimate | None:
     """The paper's gap of ``sub``'s mean columns to ``reference``'s, with its bootstrap interval."""
     names = sub.iloc[0].gap_metrics
     if reference.empty or not names:
@@ -92,7 +93,7 @@ def _gap_estimate(sub: pd.DataFrame, reference: pd.DataFrame) -> noise.GapEstima
         {n: noise.train_means(noise.observations(side.to_dict("records"), n)) for n in names}
         for side in (sub, reference)
     ]
-    return noise.gap_estimate(sides[0], sides[1], names)
+    return compare.gap_estimate(sides[0], sides[1], names)
 
 
 def _like_reference(sub: pd.DataFrame, reference: pd.DataFrame) -> bool:
@@ -104,7 +105,7 @@ def _like_reference(sub: pd.DataFrame, reference: pd.DataFrame) -> bool:
     for name in names:
         ours = noise.train_means(noise.observations(sub.to_dict("records"), name))
         ref = noise.train_means(noise.observations(reference.to_dict("records"), name))
-        diff = noise.paired(ours, ref)
+        diff = compare.paired(ours, ref)
         if diff.half_width is None or abs(diff.mean) > diff.half_width:
             return False
     return True
@@ -134,48 +135,6 @@ def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> d
         found = _gaps(ok.loc[[index]], reference)
         gaps[row.row_id] = found.get(train)
     return gaps
-
-
-@dataclass(frozen=True)
-class Table:
-    """One leaderboard table as data (the markdown, ``show`` and the site render it): ``title``
-    and ``caption`` are markdown; ``rows`` hold each column's text (not markdown-escaped) and
-    ``values`` the number a column sorts by (the mean; None for text); ``metrics`` are the
-    (metric name, column) pairs, ``shares`` the noise by level by method and column, ``notes``
-    the footnotes."""
-
-    key: Mapping[str, Any]
-    title: str
-    caption: str
-    columns: tuple[str, ...]
-    rows: tuple[Mapping[str, Any], ...]
-    values: tuple[Mapping[str, float | None], ...] = ()
-    metrics: tuple[tuple[str, str], ...] = ()
-    shares: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-    def markdown(self) -> str:
-        table = pd.DataFrame(list(self.rows), columns=list(self.columns))
-        footer = "".join(f"\n{note}\n" for note in self.notes)
-        body = table.to_markdown(index=False)
-        return f"### {self.title}\n\n{self.caption}\n\n{body}\n{footer}{self._shares()}"
-
-    def _shares(self) -> str:
-        """The variance shares table (percent of the separable variance from training, unlearning
-        and evaluation), or nothing when no row has more than one level."""
-        used = {c for by in self.shares.values() for c in by}
-        columns = [c for _, c in self.metrics if c in used]
-        if not columns:
-            return ""
-        rows = [{"Method": m, **{c: by.get(c, "-") for c in columns}} for m, by in self.shares.items() if by]
-        return (
-            "\nNoise by level (T = train seeds, U = unlearning repetitions, E = evaluation repetitions): "
-            "each level's share of the variance where two or more are separable, and each variance "
-            "component's standard deviation (ANOVA estimators of the nested design, see "
-            "`unlearnbench/report/noise.py`; - = not separable with one repetition at that level):\n\n"
-            + pd.DataFrame(rows).to_markdown(index=False)
-            + "\n"
-        )
 
 
 GROUP_KEYS = (

@@ -19,17 +19,13 @@ variance follows Lanyon et al., arXiv 2510.26714).
   train-seed means less the repetition-level variance / J~ (K~, J~: harmonic mean group sizes;
   exact for balanced data), each truncated at 0. A level with one observation per group is not
   separable: its component is None and its variance is inside the level above.
-- The gap to retrain is the paper's, from the mean columns, with a paired percentile-bootstrap
-  interval over train seeds (Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993, §13).
-- Paired comparisons pair train seeds: d_i = (train-seed mean of A) - (train-seed mean of B),
-  a paired t-test over the seeds both hold, with its interval and the minimum detectable effect
-  at 5% two-sided level and 80% power, (t_{0.975,n-1} + t_{0.80,n-1}) * sd(d) / sqrt(n).
+
+Comparisons (paired tests, the gap to a reference) are in :mod:`unlearnbench.report.compare`.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import harmonic_mean
@@ -41,7 +37,7 @@ CONFIDENCE = 0.95
 POWER = 0.80
 
 
-def _t(q: float, df: int) -> float:
+def t_quantile(q: float, df: int) -> float:
     from scipy.stats import t
 
     return float(t.ppf(q, df))
@@ -75,12 +71,12 @@ def observations(records: Iterable[Mapping[str, Any]], metric: str) -> list[Obse
     return out
 
 
-def _mean(values: Sequence[float]) -> float:
+def sample_mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def _var(values: Sequence[float]) -> float:
-    m = _mean(values)
+def sample_variance(values: Sequence[float]) -> float:
+    m = sample_mean(values)
     return sum((v - m) ** 2 for v in values) / (len(values) - 1)
 
 
@@ -94,7 +90,7 @@ def nested(obs: Iterable[Observation]) -> dict[int, dict[int, list[float]]]:
 
 def train_means(obs: Iterable[Observation]) -> dict[int, float]:
     """Each train seed's mean of its unlearning repetitions' means."""
-    return {i: _mean([_mean(v) for v in reps.values()]) for i, reps in nested(obs).items()}
+    return {i: sample_mean([sample_mean(v) for v in reps.values()]) for i, reps in nested(obs).items()}
 
 
 @dataclass(frozen=True)
@@ -145,16 +141,26 @@ def summarize(obs: Sequence[Observation]) -> Summary | None:
     i = len(means)
     j_sizes = [len(reps) for reps in tree.values()]
     k_sizes = [len(values) for values in models]
-    mean = _mean(list(means.values()))
-    half = None if i < 2 else _t(0.5 + CONFIDENCE / 2, i - 1) * math.sqrt(_var(list(means.values())) / i)
+    mean = sample_mean(list(means.values()))
+    half = (
+        None
+        if i < 2
+        else t_quantile(0.5 + CONFIDENCE / 2, i - 1) * math.sqrt(sample_variance(list(means.values())) / i)
+    )
     k_h, j_h = harmonic_mean(k_sizes), harmonic_mean(j_sizes)
     within = [
-        v for values in models if len(values) > 1 for v in [sum((x - _mean(values)) ** 2 for x in values)]
+        v
+        for values in models
+        if len(values) > 1
+        for v in [sum((x - sample_mean(values)) ** 2 for x in values)]
     ]
     df_e = sum(k - 1 for k in k_sizes)
     sigma_e = sum(within) / df_e if df_e else None
     rep_ss = [
-        sum((_mean(v) - _mean([_mean(w) for w in reps.values()])) ** 2 for v in reps.values())
+        sum(
+            (sample_mean(v) - sample_mean([sample_mean(w) for w in reps.values()])) ** 2
+            for v in reps.values()
+        )
         for reps in tree.values()
     ]
     df_u = sum(j - 1 for j in j_sizes)
@@ -163,7 +169,7 @@ def summarize(obs: Sequence[Observation]) -> Summary | None:
     sigma_t = None
     if i > 1:
         below = ms_u / j_h if ms_u is not None else (sigma_e or 0.0) / k_h
-        sigma_t = max(0.0, _var(list(means.values())) - below)
+        sigma_t = max(0.0, sample_variance(list(means.values())) - below)
     return Summary(mean, half, (i, max(j_sizes), max(k_sizes)), (sigma_t, sigma_u, sigma_e))
 
 
@@ -171,151 +177,6 @@ def summary_mean(obs: Sequence[Observation]) -> float | None:
     """The :class:`Summary` mean of ``obs`` (None when empty)."""
     found = summarize(obs)
     return None if found is None else found.mean
-
-
-@dataclass(frozen=True)
-class Paired:
-    """A paired comparison over matched train seeds: the differences, their mean, 95% interval,
-    two-sided p-value and the minimum detectable effect (None where n < 2)."""
-
-    diffs: tuple[float, ...]
-
-    @property
-    def n(self) -> int:
-        return len(self.diffs)
-
-    @property
-    def mean(self) -> float:
-        return _mean(self.diffs) if self.diffs else math.nan
-
-    @property
-    def standard_error(self) -> float | None:
-        return math.sqrt(_var(self.diffs) / self.n) if self.n > 1 else None
-
-    @property
-    def half_width(self) -> float | None:
-        se = self.standard_error
-        return None if se is None else _t(0.5 + CONFIDENCE / 2, self.n - 1) * se
-
-    @property
-    def p_value(self) -> float | None:
-        from scipy.stats import t
-
-        se = self.standard_error
-        if se is None:
-            return None
-        if se == 0:
-            return 1.0 if self.mean == 0 else 0.0
-        return float(2 * t.sf(abs(self.mean) / se, self.n - 1))
-
-    @property
-    def detectable(self) -> float | None:
-        """The smallest true mean difference this many seeds detect with 80% power at 5%."""
-        se = self.standard_error
-        if se is None:
-            return None
-        return (_t(0.5 + CONFIDENCE / 2, self.n - 1) + _t(POWER, self.n - 1)) * se
-
-    def describe(self, digits: int = 2) -> str:
-        """``+d [lo, hi] (n, p; MDE)`` or ``-`` without pairs."""
-        if not self.diffs:
-            return "-"
-        if self.half_width is None:
-            return f"{self.mean:+.{digits}f} (n={self.n}, no interval)"
-        lo, hi = self.mean - self.half_width, self.mean + self.half_width
-        return (
-            f"{self.mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}] "
-            f"(n={self.n}, p={self.p_value:.2g}, MDE {self.detectable:.{digits}f})"
-        )
-
-
-def paired(left: Mapping[int, float], right: Mapping[int, float]) -> Paired:
-    """``left - right`` over the train seeds both hold."""
-    return Paired(tuple(left[s] - right[s] for s in sorted(set(left) & set(right))))
-
-
-def gap(
-    ours: Mapping[str, float | None], reference: Mapping[str, float | None], names: Sequence[str]
-) -> float | None:
-    """The gap to a reference ("Disparity Ave.", Jia et al. 2023): the mean over the gap metrics
-    ``names`` of |ours - reference's|; None unless every one is finite on both sides. The one
-    gap function of the suite (leaderboard, claims, plots and tune call it)."""
-    if not names:
-        return None
-    diffs = []
-    for name in names:
-        a, b = ours.get(name), reference.get(name)
-        if a is None or b is None or not math.isfinite(a) or not math.isfinite(b):
-            return None
-        diffs.append(abs(a - b))
-    return sum(diffs) / len(diffs)
-
-
-def train_seed_gaps(
-    rows: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]], names: Sequence[str]
-) -> dict[int, float]:
-    """Per train seed, the gap of ``rows``' train-seed means to ``reference``'s (same seed)."""
-    ours = {n: train_means(observations(rows, n)) for n in names}
-    ref = {n: train_means(observations(reference, n)) for n in names}
-    seeds = sorted({s for values in ours.values() for s in values})
-    out = {}
-    for seed in seeds:
-        found = gap({n: ours[n].get(seed) for n in names}, {n: ref[n].get(seed) for n in names}, names)
-        if found is not None:
-            out[seed] = found
-    return out
-
-
-BOOTSTRAP_RESAMPLES = 2000
-
-
-@dataclass(frozen=True)
-class GapEstimate:
-    """The gap to a reference with a 95% paired percentile-bootstrap interval over train seeds
-    (``low``/``high`` None with fewer than two paired seeds); ``n`` paired train seeds."""
-
-    value: float
-    low: float | None
-    high: float | None
-    n: int
-
-    def text(self, digits: int = 2) -> str:
-        if self.low is None or self.high is None:
-            return f"{self.value:.{digits}f}"
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-def gap_estimate(
-    ours: Mapping[str, Mapping[int, float]],
-    reference: Mapping[str, Mapping[int, float]],
-    names: Sequence[str],
-) -> GapEstimate | None:
-    """The paper's gap ("Disparity Ave.", computed from the mean columns: :func:`gap` of each
-    side's mean of its train-seed means) with a paired bootstrap interval: train seeds that both
-    sides hold for every gap metric are resampled with replacement (seeded, so the same records
-    give the same interval) and the gap recomputed from the resample's means. None unless every
-    gap metric has values on both sides."""
-    means = [
-        {n: _mean(list(side[n].values())) if side.get(n) else None for n in names}
-        for side in (ours, reference)
-    ]
-    value = gap(means[0], means[1], names)
-    if value is None:
-        return None
-    seeds = sorted(set.intersection(*[set(ours[n]) & set(reference[n]) for n in names]))
-    if len(seeds) < 2:
-        return GapEstimate(value, None, None, len(seeds))
-    rng = random.Random(0)
-    draws = []
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        pick = [rng.choice(seeds) for _ in seeds]
-        a = {n: _mean([ours[n][s] for s in pick]) for n in names}
-        b = {n: _mean([reference[n][s] for s in pick]) for n in names}
-        draws.append(gap(a, b, names))
-    draws.sort()
-    lo = draws[int(0.025 * BOOTSTRAP_RESAMPLES)]
-    hi = draws[int(0.975 * BOOTSTRAP_RESAMPLES) - 1]
-    return GapEstimate(value, lo, hi, len(seeds))
 
 
 def share_text(summary: Summary, digits: int = 2) -> str:

@@ -28,11 +28,12 @@ from markdown_it import MarkdownIt
 
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.report.claims import render_claims
-from unlearnbench.report.leaderboard import Table, tables
+from unlearnbench.report.leaderboard import tables
 from unlearnbench.report.plots import PLOTS
 from unlearnbench.report.publish import README, RESULTS, methods_section, read_defaults, read_records_of
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.site_html import escape, html_table, page_html
+from unlearnbench.report.table import Table
 from unlearnbench.run.artifacts import write_text_atomic
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 from result records only (the statistics themselves are in :mod:`unlearnbench.report.noise`).
 
 A row's value at a train seed is the mean over its unlearning and evaluation repetitions
-(:func:`noise.train_means`). Its gap at a train seed is :func:`noise.gap` of those means to the
+(:func:`noise.train_means`). Its gap at a train seed is :func:`compare.gap` of those means to the
 ``retrain`` rows' means at the same train seed and setting (protocol hash, data copy, forget set,
 pruner, sparsity target), over the gap metrics (the records' ``metric_info[name]["gap"]``).
 Comparisons pair train seeds; :class:`Verdict` turns the paired differences into supported /
@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from unlearnbench.report import noise
+from unlearnbench.report import compare, noise
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
 
@@ -40,7 +40,7 @@ RULE = (
 )
 
 
-class Verdict(noise.Paired):
+class Verdict(compare.Paired):
     """A paired comparison over train seeds and what it says about a claim (:data:`RULE`)."""
 
     @property
@@ -106,7 +106,7 @@ def train_seed_gaps(records: Sequence[ResultRecord]) -> dict[tuple[Any, ...], di
     for key, group in rows.items():
         names = gap_metrics(group[0])
         ref = retrain[setting(group[0])]
-        found = noise.train_seed_gaps([r.to_dict() for r in group], [r.to_dict() for r in ref], names)
+        found = compare.train_seed_gaps([r.to_dict() for r in group], [r.to_dict() for r in ref], names)
         if found:
             out[key] = found
     return out
@@ -128,7 +128,7 @@ def seed_gaps(records: Sequence[ResultRecord]) -> dict[str, float]:
             continue
         table = means.setdefault(setting(record), {n: by_train_seed(ref, n) for n in names})
         train = noise.record_seeds(record.to_dict())[0]
-        found = noise.gap(record.metrics, {n: (table.get(n) or {}).get(train) for n in names}, names)
+        found = compare.gap(record.metrics, {n: (table.get(n) or {}).get(train) for n in names}, names)
         if found is not None:
             gaps[record.row_id] = found
     return gaps

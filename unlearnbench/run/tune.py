@@ -30,7 +30,7 @@ from typing import Any
 from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.catalog import Registry
-from unlearnbench.report import noise
+from unlearnbench.report import compare, noise
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,7 +98,7 @@ def validation_overrides(protocol: Protocol, num_classes: int) -> list[tuple[str
 def gap_to_retrain(
     records: Sequence[Mapping[str, Any]], unlearner: str, gap_metrics: Sequence[str]
 ) -> float | None:
-    """Mean over row groups of :func:`noise.gap` between the unlearner's and retrain's means over
+    """Mean over row groups of :func:`compare.gap` between the unlearner's and retrain's means over
     ``gap_metrics`` (each a mean of train-seed means); None when a group lacks either side."""
     groups: dict[tuple[Any, ...], dict[str, list[Mapping[str, Any]]]] = {}
     for r in records:
@@ -114,7 +114,7 @@ def gap_to_retrain(
             {m: noise.summary_mean(noise.observations(by_method[name], m)) for m in gap_metrics}
             for name in (unlearner, "retrain")
         ]
-        found = noise.gap(means[0], means[1], gap_metrics)
+        found = compare.gap(means[0], means[1], gap_metrics)
         if found is None:
             return None
         gaps.append(found)

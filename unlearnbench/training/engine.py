@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.training.fast_training import Lookahead, epoch_flips, param_groups
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.recipe import TrainRecipe, lr_factor
+from unlearnbench.training.tally import TrainingTally, bf16_supported
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +33,6 @@ EpochLogFn = Callable[[int, str, float], None]
 """``epoch_log(epoch, name, value)``, e.g. a task's ``task.log`` (an :class:`~.unlearning.EpochLog`)."""
 TRAIN_LOSS = "train_loss"
 TRAIN_ACCURACY = "train_acc"
-
-
-@dataclass
-class TrainingTally:
-    """What an engine trained: epochs, and (description, epoch, validation accuracy %) after each
-    epoch of a fit given a validation split."""
-
-    epochs: int = 0
-    curve: list[tuple[str, int, float]] = field(default_factory=list)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 natively: any CUDA device, or a CPU whose oneDNN reports bf16
-    support (AVX512-BF16 or AMX; without them bf16 is emulated and slower than fp32)."""
-    if device.type == "cuda":
-        return True
-    if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 class Engine:
