@@ -5,7 +5,10 @@ reference a row provides, e.g. ``original``; from the unlearner's ``reference`` 
 fields of schema 1, whose records still load (the new fields empty). Schema 3 adds
 ``provenance`` (per stage: device, threads, precision, runtime_s, computed_at of the artifact
 used), ``mask_violations`` (per stage: pruned weights a component left nonzero, re-masked) and
-``node_keys`` (the artifact folders the row used).
+``node_keys`` (the artifact folders the row used). Optional fields that older records lack (read
+as None): ``external`` (the row scored a model produced outside the run: ``name``, ``file``,
+``sha256``, ``factory``; its label is ``external:<name>``) and ``pretrained`` (the original was
+loaded from a checkpoint, ``run --original``: ``source``, ``file``, ``sha256``).
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class ResultRecord:
     components: Mapping[str, str] = field(default_factory=dict)
     reference: str | None = None
     tuning: Mapping[str, Any] | None = None
+    external: Mapping[str, Any] | None = None
+    pretrained: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -96,6 +101,8 @@ class ResultRecord:
         out["node_keys"] = list(self.node_keys)
         for name in DICT_FIELDS:
             out[name] = dict(out[name])
+        for name in ("external", "pretrained"):
+            out[name] = None if out[name] is None else dict(out[name])
         return out
 
     @classmethod

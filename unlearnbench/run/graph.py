@@ -89,6 +89,14 @@ class PlanInputs:
     forget_sha256: Mapping[str, str]
     forget_size: Mapping[str, int]
     components: Mapping[tuple[str, str], ComponentInfo]
+    externals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Externally produced models by row label (``external:<name>``): ``sha256``, ``file``,
+    ``factory`` (None: the protocol's model), ``factory_source`` and the ``forget`` sets, pruners,
+    sparsities and seeds whose rows they join (see :mod:`unlearnbench.run.external`)."""
+    original: Mapping[str, Any] | None = None
+    """A pretrained original (``sha256``, ``file``, ``source``) replacing the trained one."""
+    forget_selection: tuple[str, ...] = ()
+    """The forget sets whose rows are planned (empty: all); selecting does not change the hash."""
 
     def component(self, kind: str, name: str) -> ComponentInfo:
         return self.components[(kind, name)]
@@ -143,6 +151,8 @@ class RowPlan:
     model: str
     runtimes: tuple[tuple[str, str], ...]
     reference: str | None
+    external: Mapping[str, Any] | None = None
+    """The external model a row evaluates (see :attr:`PlanInputs.externals`), else None."""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ its N member model nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +159,11 @@ class Planner:
         }
         pool = self.inputs.data_id["sizes"][0] - (0 if forget is None else self.inputs.forget_size[forget])
         stage = TRAINING_STAGES[forget is not None]
+        if forget is None and self.inputs.original is not None:  # a pretrained original, by its hash
+            original = self.inputs.original
+            pretrained = {"sha256": original["sha256"], "rewind_sha256": original.get("rewind_sha256")}
+            inputs = {"model": model.ident(), "pretrained": pretrained, "seed": seed}
+            return self.node(stage, model, inputs, seed=seed)
         return self.node(stage, model, inputs, cost=p.recipe.epochs * pool, seed=seed, forget=forget)
 
     def topology(self, seed: int, pruner: str, sparsity: float, forget: str | None = None) -> str:
@@ -220,6 +225,30 @@ class Planner:
     def _retain_size(self, forget: str) -> int:
         return self.inputs.data_id["sizes"][0] - self.inputs.forget_size[forget]
 
+    def external(self, row: Row) -> str:
+        """The node of the external model of ``row`` (a leaf keyed by the file's sha256): its
+        weights, and its mask inferred from its zeros over the names the row's pruned original
+        masks (over the prune scope for a user architecture; no mask on a dense row)."""
+        spec = self.inputs.externals[row.unlearner]
+        model = self.inputs.component("model", self.protocol.model.name)
+        factory = spec.get("factory")
+        architecture = (
+            model.ident() if factory is None else {"factory": factory, "source": spec["factory_source"]}
+        )
+        inputs: dict[str, Any] = {
+            "sha256": spec["sha256"],
+            "architecture": architecture,
+            "scope": self.protocol.prune.scope,
+            "masked": row.sparsity > 0.0,
+        }
+        parents = []
+        if row.sparsity > 0.0 and factory is None:
+            topology = self.topology(row.seed, row.pruner, row.sparsity)
+            inputs["mask_of"] = topology
+            parents.append(("topology", topology))
+        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
+        return self.node("external", model, inputs, parents=parents, unlearner=row.unlearner, **fields)
+
     # --- rows ---------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
         """Every row: the original, the gap reference when a gap metric is selected, the planned
@@ -237,12 +266,17 @@ class Planner:
             for pruner in p.prune.pruners:
                 for sparsity in p.prune.sparsities:
                     for spec in p.forget:
+                        if self.inputs.forget_selection and spec.name not in self.inputs.forget_selection:
+                            continue
                         out.append(Row(seed, pruner, sparsity, spec.name, ORIGINAL, False))
                         out += [Row(seed, pruner, sparsity, spec.name, u, False) for u in added]
                         if sparsity > 0.0:
                             out += [Row(seed, pruner, sparsity, spec.name, r, False) for r in reference_rows]
                         for unlearner in p.unlearn.unlearners:
                             out += self._method_rows(Row(seed, pruner, sparsity, spec.name, unlearner, False))
+                        for label, ext in self.inputs.externals.items():
+                            if _joins(ext, seed, pruner, sparsity, spec.name):
+                                out.append(Row(seed, pruner, sparsity, spec.name, label, False))
         return out
 
     def _method_rows(self, row: Row) -> list[Row]:
@@ -263,6 +297,8 @@ class Planner:
             found = REFERENCE_BUILDERS[row.unlearner](self, row)
             assert found is not None, row
             return found
+        if row.unlearner in self.inputs.externals:
+            return self.external(row)
         return self.unlearned(row)
 
     def evaluate(self, row: Row) -> RowPlan:
@@ -278,6 +314,9 @@ class Planner:
             "references": references,
             **({"pools": pools} if pools else {}),
         }
+        external = self.inputs.externals.get(row.unlearner)
+        if external is not None:  # built with the user's factory; no unlearning time to report
+            inputs["external"] = {"factory": external.get("factory")}
         parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
         parents += [(f"{POOL_PREFIX}{kind}", key) for kind, key in pools.items()]
         metrics = ComponentInfo("metric", "metrics", 1, {})
@@ -292,15 +331,24 @@ class Planner:
         if row.unlearner in REFERENCE_ROWS:
             runtimes.append((self.nodes[model].stage, model))
             reference = row.unlearner
+        elif external is not None:
+            runtimes.append(("external", model))
         elif row.unlearner != ORIGINAL:
             runtimes.append(("unprune" if row.unprune else "unlearn", model))
             if not row.unprune:
                 reference = self.inputs.component("unlearner", row.unlearner).reference
-        return RowPlan(row, key, model, tuple(runtimes), reference)
+        return RowPlan(row, key, model, tuple(runtimes), reference, external)
 
     def graph(self) -> Graph:
         rows = tuple(self.evaluate(row) for row in self.rows())
         return Graph(dict(self.nodes), rows)
+
+
+def _joins(external: Mapping[str, Any], seed: int, pruner: str, sparsity: float, forget: str) -> bool:
+    """Whether an external model's rows include this (seed, pruner, sparsity, forget set); an
+    empty selection takes every value."""
+    chosen = {"seeds": seed, "pruners": pruner, "sparsities": sparsity, "forget": forget}
+    return all(not external.get(k) or v in external[k] for k, v in chosen.items())
 
 
 def plan(protocol: Protocol, inputs: PlanInputs) -> Graph:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from unlearnbench.run.stages import evaluate, pooling, prune, references, train, unlearn, unprune
+from unlearnbench.run.stages import evaluate, external, pooling, prune, references, train, unlearn, unprune
 from unlearnbench.run.stages.common import GuardError, ModelArtifact, Output, StageFn
 
 STAGES: dict[str, StageFn] = {
@@ -16,6 +16,7 @@ STAGES: dict[str, StageFn] = {
     **unlearn.STAGES,
     **unprune.STAGES,
     **evaluate.STAGES,
+    **external.STAGES,
 }
 
 __all__ = ["STAGES", "GuardError", "ModelArtifact", "Output", "StageFn"]
