@@ -291,7 +291,7 @@ def model_card(info: Mapping[str, Any], record: Mapping[str, Any]) -> str:
     ]
     if info.get("provenance"):
         p = info["provenance"]
-        lines.append(f"| computed on | {p.get('device')}, {p.get('threads')} threads, {p.get('precision')} |")
+        lines.append(f"| computed on | {p.get('device')}, {p.get('precision')} |")
     lines += ["", "## Metrics", ""]
     if info["rows"] and metric_names:
         lines.append(

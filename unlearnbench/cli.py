@@ -16,6 +16,7 @@ from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
+from unlearnbench.cli_evaluate import evaluate_command, export_command
 from unlearnbench.cli_options import load_run, run_options, split_names
 from unlearnbench.cli_publish import plot_command, publish_command
 from unlearnbench.cli_show import print_results, show_command
@@ -294,3 +295,5 @@ cli.add_command(plot_command)
 cli.add_command(study_group)
 cli.add_command(show_command)
 cli.add_command(cache_group)
+cli.add_command(evaluate_command)
+cli.add_command(export_command)

@@ -316,7 +316,7 @@ def evaluate(
     factory when its weights do not fit the protocol's model). ``unlearners`` (default none) adds
     built-in or function rows beside it; ``forget``, ``pruner``, ``sparsity`` and ``seed`` must be
     given when the protocol has several."""
-    file, factories, factory_name = _model_file(model, name, model_factory, Path(out))
+    file, factories, factory_name, factory_source = _model_file(model, name, model_factory, Path(out))
     if name is None and not isinstance(model, str | Path):
         name = type(model).__name__
     options = _evaluate_options(
@@ -339,7 +339,14 @@ def evaluate(
 
     def attempt(factory: str | None) -> Results:
         prepared = prepare_evaluate(
-            options, file, name=name, factory=factory, factories=factories, forget=forget, functions=functions
+            options,
+            file,
+            name=name,
+            factory=factory,
+            factories=factories,
+            forget=forget,
+            functions=functions,
+            factory_source=factory_source,
         )
         return execute(prepared)
 
@@ -376,36 +383,17 @@ def prepare_evaluate(
     factories: Mapping[str, ModelFactory] | None = None,
     forget: str | None = None,
     functions: Mapping[str, Callable[..., Any]] | None = None,
+    factory_source: str | None = None,
 ) -> Prepared:
     """The run that scores ``file`` (``evaluate``): the protocol's reference rows for one forget
     set, pruner, sparsity and seed, the unlearners selected (none unless given) and the external
     row. Each of those must be unique (given, or the protocol has one)."""
     from unlearnbench.run.external import external_model, source_of
 
-    options = dict(options)
-    if not options["unlearners"]:  # no built-in rows unless asked for: the references and this model
-        options["sets"] = (*options["sets"], "unlearn.unlearners=[]")
-    first = prepare(options, functions=functions, factories=factories, writes=True)
+    first, chosen = _one_row(options, forget, functions, factories)
     p = first.protocol
-    forget_names = [f.name for f in p.forget]
-    if forget is None and len(forget_names) > 1:
-        raise InvalidValueError(
-            f"evaluate scores one forget set: protocol {p.name} has {', '.join(forget_names)}; "
-            "give --forget NAME"
-        )
-    chosen = forget or forget_names[0]
-    for what, values, flag in (
-        ("pruner", p.prune.pruners, "--pruner"),
-        ("sparsity", p.prune.sparsities, "--sparsity"),
-        ("seed", p.seeds, "--seed"),
-    ):
-        if len(values) != 1:
-            shown = ", ".join(str(v) for v in values)
-            raise InvalidValueError(
-                f"evaluate scores one {what}: protocol {p.name} selects {shown}; give one {flag}"
-            )
-    source = None
-    if factory is not None:
+    source = factory_source
+    if factory is not None and source is None:
         built = (factories or {}).get(factory)
         source = source_of(built if built is not None else _imported(factory))
     external = external_model(
@@ -422,6 +410,40 @@ def prepare_evaluate(
     return Prepared(first.registry, p, settings, first.factories)
 
 
+def _one_row(
+    options: Mapping[str, Any],
+    forget: str | None,
+    functions: Mapping[str, Callable[..., Any]] | None,
+    factories: Mapping[str, ModelFactory] | None = None,
+) -> tuple[Prepared, str]:
+    """The prepared run of one forget set, pruner, sparsity and seed (each given, or the
+    protocol's only one; else one clear error), with no built-in rows unless selected."""
+    options = dict(options)
+    if not options["unlearners"]:  # no built-in rows unless asked for: the references and this model
+        options["sets"] = (*options["sets"], "unlearn.unlearners=[]")
+    first = prepare(options, functions=functions, factories=factories, writes=True)
+    p = first.protocol
+    forget_names = [f.name for f in p.forget]
+    if forget is None and len(forget_names) > 1:
+        raise InvalidValueError(
+            f"evaluate scores one forget set: protocol {p.name} has {', '.join(forget_names)}; "
+            "give --forget NAME"
+        )
+    if forget is not None and forget not in forget_names:
+        raise InvalidValueError(f"unknown forget set {forget!r}; valid choices: {', '.join(forget_names)}")
+    for what, values, flag in (
+        ("pruner", p.prune.pruners, "--pruner"),
+        ("sparsity", p.prune.sparsities, "--sparsity"),
+        ("seed", p.seeds, "--seed"),
+    ):
+        if len(values) != 1:
+            shown = ", ".join(str(v) for v in values)
+            raise InvalidValueError(
+                f"evaluate scores one {what}: protocol {p.name} selects {shown}; give one {flag}"
+            )
+    return first, forget or forget_names[0]
+
+
 def _imported(factory: str) -> Any:
     from unlearnbench.run.external import import_factory
 
@@ -430,22 +452,25 @@ def _imported(factory: str) -> Any:
 
 def _model_file(
     model: nn.Module | Path | str, name: str | None, model_factory: str | Callable[..., Any] | None, out: Path
-) -> tuple[Path, dict[str, ModelFactory], str | None]:
-    """The state_dict file to score, the in-process factories and the factory's name."""
+) -> tuple[Path, dict[str, ModelFactory], str | None, str | None]:
+    """The state_dict file to score, the in-process factories, the factory's name and the
+    sha256 of its source file."""
     import torch
     from torch import nn
 
-    from unlearnbench.run.external import check_name, file_digest
+    from unlearnbench.run.external import check_name, file_digest, source_of
 
     factories: dict[str, ModelFactory] = {}
     factory_name: str | None = None
+    source: str | None = None
     if callable(model_factory) and not isinstance(model_factory, str):
         factory_name = f"python:{model_factory.__module__}.{model_factory.__qualname__}"
         factories[factory_name] = model_factory
+        source = source_of(model_factory)
     elif isinstance(model_factory, str):
         factory_name = model_factory
     if isinstance(model, str | Path):
-        return Path(model), factories, factory_name
+        return Path(model), factories, factory_name, source
     if not isinstance(model, nn.Module):
         raise InvalidValueError(
             f"evaluate: model is a {type(model).__name__}; give an nn.Module or a file path"
@@ -464,15 +489,109 @@ def _model_file(
         template = copy.deepcopy(model).cpu()
         factory_name = f"python:{type(model).__module__}.{type(model).__qualname__}"
         factories[factory_name] = _copier(template)
-    return final, factories, factory_name
+        source = source_of(type(model))
+    return final, factories, factory_name, source
 
 
 def _copier(template: nn.Module) -> Callable[[], nn.Module]:
-    """A factory returning a fresh copy of ``template`` (identified by its class's source)."""
+    """A factory returning a fresh copy of ``template``."""
 
     def build() -> nn.Module:
         return copy.deepcopy(template)
 
-    build.__module__ = type(template).__module__
-    build.__qualname__ = type(template).__qualname__
     return build
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnlearningTask:
+    """What a row's unlearner starts from, for unlearning outside the suite: the row's pruned
+    original (``model``, on the run's device), its ``mask`` (None when dense) and the NeurIPS
+    2023 challenge's ``retain``, ``forget`` and ``validation`` DataLoaders (as a function
+    unlearner gets them, see :mod:`unlearnbench.run.functions`)."""
+
+    model: nn.Module
+    mask: Any
+    retain: Any
+    forget: Any
+    validation: Any
+    forget_set: str
+    pruner: str
+    sparsity: float
+    seed: int
+
+
+def unlearning_task(
+    protocol: str = DEFAULT_PROTOCOL,
+    *,
+    forget: str | None = None,
+    pruner: str | None = None,
+    sparsity: float | None = None,
+    seed: int | None = None,
+    out: Path | str = "unlearnbench-out",
+    sets: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    data_root: Path | str | None = None,
+    artifacts: Path | str | None = None,
+    original: Path | str | None = None,
+    batch_size: int | None = None,
+) -> UnlearningTask:
+    """The starting point of one row (forget set, pruner, sparsity, seed) of ``protocol``: its
+    pruned original, trained (or read from ``OUT``'s store, where a run put it) exactly as a run
+    would, and the challenge loaders. Unlearn it with any code, then score the result with
+    :func:`evaluate` given the same options."""
+    from unlearnbench.run.artifacts import ArtifactStore
+    from unlearnbench.run.context import RunContext
+    from unlearnbench.run.functions import CHALLENGE_BATCH_SIZE, challenge_loaders
+    from unlearnbench.run.graph import Graph, Row, RowPlan
+    from unlearnbench.run.plan import ORIGINAL, Planner
+    from unlearnbench.run.runner import LocalExecutor, read_output
+    from unlearnbench.run.stages.common import unlearn_task
+
+    options = _evaluate_options(
+        protocol,
+        out,
+        unlearners=(),
+        pruner=pruner,
+        sparsity=sparsity,
+        seed=seed,
+        metrics=None,
+        sets=sets,
+        limit=limit,
+        device=device,
+        threads=threads,
+        data_root=data_root,
+        artifacts=artifacts,
+        original=original,
+    )
+    prepared, chosen = _one_row(options, forget, None)
+    p = prepared.protocol
+    ctx = RunContext(p, prepared.registry, replace(prepared.settings, forget=(chosen,)))
+    planner = Planner(p, ctx.plan_inputs())
+    row = Row(p.seeds[0], p.prune.pruners[0], p.prune.sparsities[0], chosen, ORIGINAL, False)
+    key = planner.topology(row.seed, row.pruner, row.sparsity)
+    graph = Graph(dict(planner.nodes), (RowPlan(row, key, key, (), ORIGINAL),))
+    store = ArtifactStore(ctx.settings.artifacts)
+    for outcome in LocalExecutor(ctx, store).execute(graph):
+        if outcome.error is not None:
+            raise InvalidValueError(f"the original of this row failed: {outcome.error}")
+    stored = store.get(graph.nodes[key].stage, key)
+    assert stored is not None
+    start = read_output(stored)
+    model = ctx.load_model(row.seed, start.state)  # type: ignore[union-attr]
+    node = graph.nodes[key]
+    task = unlearn_task(ctx, replace(node, forget=chosen), start.mask, None, None)  # type: ignore[union-attr]
+    retain, forget_loader, validation = challenge_loaders(task, batch_size or CHALLENGE_BATCH_SIZE)
+    return UnlearningTask(
+        model,
+        start.mask,
+        retain,
+        forget_loader,
+        validation,
+        chosen,
+        row.pruner,
+        row.sparsity,
+        row.seed,  # type: ignore[union-attr]
+    )

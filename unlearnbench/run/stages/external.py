@@ -3,11 +3,13 @@
 The node is a leaf keyed by the file's sha256 and the architecture (see
 :mod:`unlearnbench.run.external`); the file is read again here and refused if its bytes changed
 since planning. On a sparse row the mask is the model's zero pattern over the names the row's
-pruned original masks (parent ``topology``), or over the prune scope for a user architecture.
+pruned original masks (parent ``topology``), or over the prune scope for a user architecture (none
+when the architecture has nothing in the scope).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from torch import nn
@@ -19,6 +21,8 @@ from unlearnbench.run.plan import Node
 from unlearnbench.run.stages.common import ModelArtifact, Output, checked, model_of, state_of
 from unlearnbench.training.masks import Mask
 from unlearnbench.training.pruning import scope_parameter_names
+
+log = logging.getLogger(__name__)
 
 
 def zero_mask(model: nn.Module, names: frozenset[str] | set[str], scope: frozenset[str]) -> Mask:
@@ -44,8 +48,12 @@ def external(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> Mode
         assert original is not None
         mask = zero_mask(model, set(original.tensors), original.scope)
     elif node.inputs["masked"]:
-        scope = scope_parameter_names(model, node.inputs["scope"])
-        mask = zero_mask(model, scope, scope)
+        try:
+            scope = scope_parameter_names(model, node.inputs["scope"])
+        except InvalidValueError:  # nothing of the architecture is in the prune scope: no topology
+            log.info("%s has no parameters in prune scope %r: no mask", found.label, node.inputs["scope"])
+        else:
+            mask = zero_mask(model, scope, scope)
     return ModelArtifact("", checked(state_of(model), node, found.label), mask, 0.0)
 
 
