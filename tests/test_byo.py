@@ -23,7 +23,6 @@ from torch import nn
 
 import unlearnbench
 from unlearnbench.cli import cli
-from unlearnbench.python_api import unlearning_task
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import read_records
 
@@ -241,7 +240,7 @@ def test_a_model_unlearned_outside_is_scored_like_the_function_row(
 ) -> None:
     """The same function run outside the suite (on ``unlearning_task``'s model and loaders) and
     scored with ``unlearnbench.evaluate`` gives the function row's numbers."""
-    task = unlearning_task(out=base.out, forget="class0", sets=SETS, limit=LIMIT, device="cpu")
+    task = unlearnbench.unlearning_task(out=base.out, forget="class0", sets=SETS, limit=LIMIT, device="cpu")
     assert task.mask is not None and task.sparsity == 0.9
     model = retain_finetune(task.model, task.retain, task.forget, task.validation)
     task.mask.apply_(model)  # what the harness does after any unlearner
@@ -271,7 +270,7 @@ def test_a_user_architecture_is_scored_through_its_own_factory(base: Base) -> No
     results = unlearnbench.evaluate(probe, name="probe", out=base.out, forget="class0", **API)
     row = results.row("external:probe")
     assert row.ok and row.external is not None and row.external["factory"].startswith("python:")
-    task = unlearning_task(out=base.out, forget="class0", sets=SETS, limit=LIMIT, device="cpu")
+    task = unlearnbench.unlearning_task(out=base.out, forget="class0", sets=SETS, limit=LIMIT, device="cpu")
     probe.eval()
     with torch.no_grad():
         hits = [(probe(x).argmax(1) == y).float() for x, y in task.retain]

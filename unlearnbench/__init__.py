@@ -2,8 +2,9 @@
 
 The names below are loaded on first use (PEP 562), so torch-free modules such as the planner
 (``unlearnbench.run.plan``) import without torch. The Python API: ``unlearnbench.run(...)`` (the
-``unlearnbench.run`` package is callable), ``unlearnbench.evaluate(model, ...)``, ``Results`` and
-``function_unlearner`` (see ``unlearnbench.python_api``).
+``unlearnbench.run`` package is callable), ``unlearnbench.evaluate(model, ...)``,
+``unlearnbench.unlearning_task(...)``, ``Results`` and ``function_unlearner`` (see
+``unlearnbench.python_api``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ _LAZY = {
     "Engine": "unlearnbench.training.engine",
     "TrainRecipe": "unlearnbench.training.engine",
     "Mask": "unlearnbench.training.masks",
-    "evaluate": "unlearnbench.python_api",
-    "Results": "unlearnbench.python_api",
+    "evaluate": "unlearnbench.api_evaluate",
+    "Results": "unlearnbench.api_results",
+    "unlearning_task": "unlearnbench.api_task",
     "function_unlearner": "unlearnbench.run.functions",
 }
 

@@ -32,6 +32,7 @@ def evaluate_command(model_file: Path, name: str | None, model_factory: str | No
                      **options: Any) -> None:  # fmt: skip
     """Score MODEL (a state_dict file) on one forget set, pruner, sparsity and seed of PROTOCOL,
     against the run's cached references and with its metrics; writes OUT/results.jsonl."""
+    from unlearnbench.api_evaluate import prepare_evaluate
     from unlearnbench.cli import (
         RichProgress,
         console,
@@ -41,7 +42,7 @@ def evaluate_command(model_file: Path, name: str | None, model_factory: str | No
         registry_roles,
         run_log,
     )
-    from unlearnbench.python_api import execute, prepare_evaluate
+    from unlearnbench.python_api import execute
 
     started = time.perf_counter()
     out: Path = options["out"]
@@ -56,7 +57,13 @@ def evaluate_command(model_file: Path, name: str | None, model_factory: str | No
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console, transient=True) as bars:
-            results = execute(prepared, progress=RichProgress(bars), rerun=(), force=options["force"])
+            results = execute(
+                prepared,
+                progress=RichProgress(bars),
+                force=options["force"],
+                executor=options["executor"],
+                ray_address=options["ray_address"],
+            )
     except UnlearnbenchError as exc:
         fail(str(exc))
         return

@@ -38,12 +38,13 @@ its N member model nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from unlearnbench.config.typed_config import to_dict
 from unlearnbench.run.artifacts import artifact_key
+from unlearnbench.run.external_plan import external_node, joins
 from unlearnbench.run.graph import ComponentInfo, Graph, Node, PlanInputs, Row, RowPlan
 from unlearnbench.run.pool_plan import POOL_PREFIX, pool_needs, pool_node
 
@@ -225,30 +226,6 @@ class Planner:
     def _retain_size(self, forget: str) -> int:
         return self.inputs.data_id["sizes"][0] - self.inputs.forget_size[forget]
 
-    def external(self, row: Row) -> str:
-        """The node of the external model of ``row`` (a leaf keyed by the file's sha256): its
-        weights, and its mask inferred from its zeros over the names the row's pruned original
-        masks (over the prune scope for a user architecture; no mask on a dense row)."""
-        spec = self.inputs.externals[row.unlearner]
-        model = self.inputs.component("model", self.protocol.model.name)
-        factory = spec.get("factory")
-        architecture = (
-            model.ident() if factory is None else {"factory": factory, "source": spec["factory_source"]}
-        )
-        inputs: dict[str, Any] = {
-            "sha256": spec["sha256"],
-            "architecture": architecture,
-            "scope": self.protocol.prune.scope,
-            "masked": row.sparsity > 0.0,
-        }
-        parents = []
-        if row.sparsity > 0.0 and factory is None:
-            topology = self.topology(row.seed, row.pruner, row.sparsity)
-            inputs["mask_of"] = topology
-            parents.append(("topology", topology))
-        fields = dict(seed=row.seed, pruner=row.pruner, sparsity=row.sparsity, forget=row.forget)
-        return self.node("external", model, inputs, parents=parents, unlearner=row.unlearner, **fields)
-
     # --- rows ---------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
         """Every row: the original, the gap reference when a gap metric is selected, the planned
@@ -275,7 +252,7 @@ class Planner:
                         for unlearner in p.unlearn.unlearners:
                             out += self._method_rows(Row(seed, pruner, sparsity, spec.name, unlearner, False))
                         for label, ext in self.inputs.externals.items():
-                            if _joins(ext, seed, pruner, sparsity, spec.name):
+                            if joins(ext, seed, pruner, sparsity, spec.name):
                                 out.append(Row(seed, pruner, sparsity, spec.name, label, False))
         return out
 
@@ -298,7 +275,7 @@ class Planner:
             assert found is not None, row
             return found
         if row.unlearner in self.inputs.externals:
-            return self.external(row)
+            return external_node(self, row)
         return self.unlearned(row)
 
     def evaluate(self, row: Row) -> RowPlan:
@@ -342,13 +319,6 @@ class Planner:
     def graph(self) -> Graph:
         rows = tuple(self.evaluate(row) for row in self.rows())
         return Graph(dict(self.nodes), rows)
-
-
-def _joins(external: Mapping[str, Any], seed: int, pruner: str, sparsity: float, forget: str) -> bool:
-    """Whether an external model's rows include this (seed, pruner, sparsity, forget set); an
-    empty selection takes every value."""
-    chosen = {"seeds": seed, "pruners": pruner, "sparsities": sparsity, "forget": forget}
-    return all(not external.get(k) or v in external[k] for k, v in chosen.items())
 
 
 def plan(protocol: Protocol, inputs: PlanInputs) -> Graph:
