@@ -146,7 +146,8 @@ def test_a_failed_rerun_keeps_the_stored_artifact_and_the_ok_row(
 def test_an_unknown_rerun_stage_is_refused_with_the_choices(tmp_path: Path) -> None:
     from unlearnbench.errors import UnknownChoiceError
 
-    with pytest.raises(UnknownChoiceError, match=r"valid choices: evaluate, original, .*unlearn, unprune"):
+    choices = r"valid choices: evaluate, external, original, .*unlearn, unprune"
+    with pytest.raises(UnknownChoiceError, match=choices):
         pipeline(tmp_path, FT_ONLY, rerun=["unlearnn"])
 
 

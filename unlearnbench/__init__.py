@@ -1,7 +1,10 @@
 """unlearnbench: reproducible machine-unlearning benchmarks on sparse models.
 
 The names below are loaded on first use (PEP 562), so torch-free modules such as the planner
-(``unlearnbench.run.plan``) import without torch.
+(``unlearnbench.run.plan``) import without torch. The Python API: ``unlearnbench.run(...)`` (the
+``unlearnbench.run`` package is callable), ``unlearnbench.evaluate(model, ...)``,
+``unlearnbench.unlearning_task(...)``, ``Results`` and ``function_unlearner`` (see
+``unlearnbench.python_api``).
 """
 
 from __future__ import annotations
@@ -29,12 +32,18 @@ _LAZY = {
     "Engine": "unlearnbench.training.engine",
     "TrainRecipe": "unlearnbench.training.engine",
     "Mask": "unlearnbench.training.masks",
+    "evaluate": "unlearnbench.api_evaluate",
+    "Results": "unlearnbench.api_results",
+    "unlearning_task": "unlearnbench.api_task",
+    "function_unlearner": "unlearnbench.run.functions",
 }
 
-__all__ = [*sorted(_LAZY), "__version__"]
+__all__ = [*sorted(_LAZY), "__version__", "run"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "run":  # the callable package (unlearnbench.python_api.run)
+        return importlib.import_module("unlearnbench.run")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'unlearnbench' has no attribute {name!r}")

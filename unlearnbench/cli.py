@@ -17,7 +17,8 @@ from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
-from unlearnbench.cli_export import export_command
+from unlearnbench.cli_evaluate import evaluate_command, export_command
+from unlearnbench.cli_export import export_command as export_results_command
 from unlearnbench.cli_options import load_run, run_options, split_names
 from unlearnbench.cli_publish import plot_command, publish_command, site_command
 from unlearnbench.cli_show import print_results, show_command
@@ -325,4 +326,6 @@ cli.add_command(site_command)
 cli.add_command(study_group)
 cli.add_command(show_command)
 cli.add_command(cache_group)
+cli.add_command(evaluate_command)
 cli.add_command(export_command)
+cli.add_command(export_results_command)

@@ -197,6 +197,13 @@ def run_options(command: Any) -> Any:
             help="Recompute the nodes of these stages and their dependents even when cached.",
         ),
         click.option("--force", is_flag=True, help="Recompute every node even when cached."),
+        click.option(
+            "--original",
+            "original",
+            metavar="PATH|hf:REPO",
+            help="Use this pretrained original (a state_dict file, an exported folder, or hf:OWNER/REPO"
+            "[@REV][/SUBFOLDER] through huggingface_hub) instead of training one; keyed by its sha256.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -269,4 +276,10 @@ def load_run(
         threads=threads,
         deterministic=deterministic,
     )
+    if options.get("original"):
+        from dataclasses import replace
+
+        from unlearnbench.checkpoints import resolve_original
+
+        settings = replace(settings, original=resolve_original(options["original"]))
     return loaded, settings

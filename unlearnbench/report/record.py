@@ -10,6 +10,10 @@ used), ``mask_violations`` (per stage: pruned weights a component left nonzero, 
 ``seed`` and eval 0, which is what they ran with).
 ``unchanged`` (True where the row's unlearner returned its start model's weights unchanged) is
 an additive field with a default: records without it load as False.
+``node_keys`` (the artifact folders the row used). Optional fields that older records lack (read
+as None): ``external`` (the row scored a model produced outside the run: ``name``, ``file``,
+``sha256``, ``factory``; its label is ``external:<name>``) and ``pretrained`` (the original was
+loaded from a checkpoint, ``run --original``: ``source``, ``file``, ``sha256``).
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ class ResultRecord:
     tuning: Mapping[str, Any] | None = None
     seeds: Mapping[str, int] = field(default_factory=dict)
     """``train``, ``unlearn`` and ``eval`` seeds (:mod:`unlearnbench.seeds`)."""
+    external: Mapping[str, Any] | None = None
+    pretrained: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -104,6 +110,8 @@ class ResultRecord:
         out["node_keys"] = list(self.node_keys)
         for name in DICT_FIELDS:
             out[name] = dict(out[name])
+        for name in ("external", "pretrained"):
+            out[name] = None if out[name] is None else dict(out[name])
         return out
 
     @classmethod

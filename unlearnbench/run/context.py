@@ -30,6 +30,15 @@ from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
 from unlearnbench.run.artifacts import write_text_atomic
+from unlearnbench.run.external import (
+    ExternalModel,
+    ModelFactory,
+    PretrainedOriginal,
+    call_factory,
+    import_factory,
+    load_into,
+    load_state,
+)
 from unlearnbench.run.plan import ORIGINAL, REFERENCE_ROWS, ComponentInfo, PlanInputs
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.pruning import check_sparsity, scope_parameter_names
@@ -57,6 +66,12 @@ class RunSettings:
     """torch's CPU threads in every process that computes a node (None: torch's default)."""
     deterministic: bool = False
     """torch's deterministic algorithms (and no cuDNN autotuning) in every process."""
+    externals: tuple[ExternalModel, ...] = ()
+    """Externally produced models, each scored as a row ``external:<name>`` (``evaluate``)."""
+    original: PretrainedOriginal | None = None
+    """A pretrained original used in place of training one (``run --original``)."""
+    forget: tuple[str, ...] = ()
+    """The forget sets whose rows run (empty: all); the protocol and its hash are unchanged."""
 
     @property
     def artifacts(self) -> str:
@@ -74,12 +89,16 @@ class RunContext:
         settings: RunSettings,
         *,
         progress: ProgressSink | None = None,
+        factories: Mapping[str, ModelFactory] | None = None,
     ) -> None:
         self.protocol = protocol
         self.registry = registry
         self.settings = settings
         self.progress = progress or NullProgress()
         apply_compute(settings)
+        self.factories: dict[str, ModelFactory] = dict(factories or {})
+        """In-process model factories by the name external models give (the Python API's
+        ``evaluate(module)``); other names are imported as ``module:attr``."""
         p = protocol
         # Every component is built first, so a bad name or parameter fails before any work.
         self.dataset_plugin = registry.create("dataset", p.data.dataset, p.data.params)
@@ -135,6 +154,55 @@ class RunContext:
         self.reference_logits: dict[tuple[str, str], torch.Tensor] = {}
         """Logits of reference models, (reference id, split) -> tensor (see ``EvalContext``): the
         evaluate nodes of one process share a reference's (e.g. gold's) outputs."""
+        self._check_selection_and_models()
+
+    def _check_selection_and_models(self) -> None:
+        """Refuse, before any work, an unknown ``forget`` selection and external models whose
+        label is taken, whose selection names what the protocol lacks or whose file does not
+        load into its architecture; a pretrained original must load into the protocol's model."""
+        p, s = self.protocol, self.settings
+        names = [f.name for f in p.forget]
+        for name in s.forget:
+            if name not in names:
+                raise UnknownChoiceError("forget set", name, names)
+        labels = [e.label for e in s.externals]
+        if len(set(labels)) != len(labels):
+            raise InvalidValueError(f"external model names must differ: {', '.join(labels)}")
+        for ext in s.externals:
+            for what, chosen, valid in (
+                ("forget set", ext.forget, names),
+                ("pruner", ext.pruners, p.prune.pruners),
+                ("sparsity", ext.sparsities, p.prune.sparsities),
+                ("seed", ext.seeds, p.seeds),
+            ):
+                for value in chosen:
+                    if value not in valid:
+                        valid_names = [str(v) for v in valid]
+                        raise UnknownChoiceError(f"{what} of {ext.label}", str(value), valid_names)
+            self.load_file_model(ext.file, ext.factory, f"model file {ext.file}")
+        if s.original is not None:
+            self.load_file_model(s.original.file, None, f"original {s.original.source}")
+
+    def load_file_model(self, file: str, factory: str | None, where: str) -> nn.Module:
+        """The model of a state_dict file, built by ``factory`` (None: the protocol's model)."""
+        state = load_state(Path(file).read_bytes(), where)
+        model = self.model_skeleton(self.protocol.seeds[0], factory)
+        architecture = f"model {self.protocol.model.name}" if factory is None else f"factory {factory}"
+        load_into(model, state, where, architecture)
+        return model
+
+    def model_skeleton(self, seed: int, factory: str | None) -> nn.Module:
+        """A seeded model of the protocol's architecture, or of ``factory`` (on the device)."""
+        if factory is None:
+            return self.new_model_factory(seed)()
+        build = self.factories.get(factory) or import_factory(factory)
+        dataset = self.data.dataset
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = call_factory(build, dataset.num_classes, dataset.in_channels, dataset.image_size)
+        if not isinstance(model, nn.Module):
+            raise InvalidValueError(f"factory {factory} returned a {type(model).__name__}, not an nn.Module")
+        return self.engine.prepare(model)
 
     def _create(self, kind: str, name: str, params: dict[str, dict[str, Any]]) -> Any:
         return self.registry.create(kind, name, params.get(name))
@@ -182,12 +250,16 @@ class RunContext:
             *self.metrics.values(),
             *self.unpruners.values(),
         ]
+        s = self.settings
         return PlanInputs(
             data_id=self.data_id(),
             forget_sha256={n: f.sha256 for n, f in self.forget_sets.items()},
             forget_size={n: len(f.indices) for n, f in self.forget_sets.items()},
             components={(c.kind, c.name): self.info(c) for c in components},
             compute=self.compute_id(),
+            externals={e.label: e.plan_entry() for e in s.externals},
+            original=None if s.original is None else s.original.plan_entry(),
+            forget_selection=tuple(s.forget),
         )
 
     # --- forget sets and splits ---------------------------------------------------------------
@@ -258,8 +330,8 @@ class RunContext:
 
         return build
 
-    def load_model(self, seed: int, state: dict[str, torch.Tensor]) -> nn.Module:
-        model = self.new_model_factory(seed)()
+    def load_model(self, seed: int, state: dict[str, torch.Tensor], factory: str | None = None) -> nn.Module:
+        model = self.model_skeleton(seed, factory) if factory is not None else self.new_model_factory(seed)()
         model.load_state_dict(state)
         return model
 

@@ -92,6 +92,14 @@ class PlanInputs:
     compute: Mapping[str, Any] = field(default_factory=dict)
     """The computation settings that change numbers (precision, CPU threads, deterministic
     mode): part of every node's key, so artifacts computed under other settings never mix."""
+    externals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Externally produced models by row label (``external:<name>``): ``sha256``, ``file``,
+    ``factory`` (None: the protocol's model), ``factory_source`` and the ``forget`` sets, pruners,
+    sparsities and seeds whose rows they join (see :mod:`unlearnbench.run.external`)."""
+    original: Mapping[str, Any] | None = None
+    """A pretrained original (``sha256``, ``file``, ``source``) replacing the trained one."""
+    forget_selection: tuple[str, ...] = ()
+    """The forget sets whose rows are planned (empty: all); selecting does not change the hash."""
 
     def component(self, kind: str, name: str) -> ComponentInfo:
         return self.components[(kind, name)]
@@ -159,6 +167,8 @@ class RowPlan:
     runtimes: tuple[tuple[str, str], ...]
     reference: str | None
     eval_seeds: tuple[int, ...] = (0,)
+    external: Mapping[str, Any] | None = None
+    """The external model a row evaluates (see :attr:`PlanInputs.externals`), else None."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ and a second run recomputes nothing already done.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from unlearnbench.config.protocol import Protocol
@@ -18,6 +18,7 @@ from unlearnbench.registry.catalog import Registry
 from unlearnbench.report.results import ResultsFile
 from unlearnbench.run.artifacts import ArtifactStore
 from unlearnbench.run.context import RunContext, RunSettings
+from unlearnbench.run.external import ModelFactory
 from unlearnbench.run.plan import Graph, plan
 from unlearnbench.run.runner import Executor, LocalExecutor, Runner
 from unlearnbench.run.stages import STAGES
@@ -41,7 +42,8 @@ class Pipeline:
 
     ``executor``: ``local`` (this process) or ``ray`` (one Ray task per node; ``ray_address``
     joins a cluster, otherwise a local Ray starts). ``rerun`` names stages to recompute with
-    their dependents even when stored; ``force`` recomputes every node.
+    their dependents even when stored; ``force`` recomputes every node. ``factories`` are
+    in-process model factories of external models (by the name their ``factory`` gives).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Pipeline:
         ray_address: str | None = None,
         rerun: Sequence[str] = (),
         force: bool = False,
+        factories: Mapping[str, ModelFactory] | None = None,
     ) -> None:
         if executor not in EXECUTORS:
             raise UnknownChoiceError("executor", executor, EXECUTORS)
@@ -64,7 +67,7 @@ class Pipeline:
         self.protocol = protocol
         self.registry = registry
         self.settings = settings
-        self.ctx = RunContext(protocol, registry, settings, progress=progress)
+        self.ctx = RunContext(protocol, registry, settings, progress=progress, factories=factories)
         self.progress = self.ctx.progress
         self.store = ArtifactStore(settings.artifacts)
         self.results = ResultsFile(settings.out / "results.jsonl")

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from unlearnbench.config.typed_config import to_dict
 from unlearnbench.run.artifacts import artifact_key
+from unlearnbench.run.external_plan import external_node, joins
 from unlearnbench.run.graph import ComponentInfo, Graph, Node, PlanInputs, Row, RowPlan
 from unlearnbench.run.pool_plan import POOL_PREFIX, pool_needs, pool_node
 from unlearnbench.seeds import eval_seeds, unlearn_seed
@@ -163,6 +164,11 @@ class Planner:
         }
         pool = self.inputs.data_id["sizes"][0] - (0 if forget is None else self.inputs.forget_size[forget])
         stage = TRAINING_STAGES[forget is not None]
+        if forget is None and self.inputs.original is not None:  # a pretrained original, by its hash
+            original = self.inputs.original
+            pretrained = {"sha256": original["sha256"], "rewind_sha256": original.get("rewind_sha256")}
+            inputs = {"model": model.ident(), "pretrained": pretrained, "seed": seed}
+            return self.node(stage, model, inputs, seed=seed)
         return self.node(stage, model, inputs, cost=p.recipe.epochs * pool, seed=seed, forget=forget)
 
     def topology(self, seed: int, pruner: str, sparsity: float, forget: str | None = None) -> str:
@@ -247,12 +253,17 @@ class Planner:
             for pruner in p.prune.pruners:
                 for sparsity in p.prune.sparsities:
                     for spec in p.forget:
+                        if self.inputs.forget_selection and spec.name not in self.inputs.forget_selection:
+                            continue
                         out.append(Row(seed, pruner, sparsity, spec.name, ORIGINAL, False))
                         out += [Row(seed, pruner, sparsity, spec.name, u, False) for u in added]
                         if sparsity > 0.0:
                             out += [Row(seed, pruner, sparsity, spec.name, r, False) for r in reference_rows]
                         for unlearner in p.unlearn.unlearners:
                             out += self._method_rows(Row(seed, pruner, sparsity, spec.name, unlearner, False))
+                        for label, ext in self.inputs.externals.items():
+                            if joins(ext, seed, pruner, sparsity, spec.name):
+                                out.append(Row(seed, pruner, sparsity, spec.name, label, False))
         return out
 
     def _method_rows(self, row: Row) -> list[Row]:
@@ -276,6 +287,8 @@ class Planner:
             found = REFERENCE_BUILDERS[row.unlearner](self, row)
             assert found is not None, row
             return found
+        if row.unlearner in self.inputs.externals:
+            return external_node(self, row)
         return self.unlearned(row)
 
     def evaluate(self, row: Row) -> RowPlan:
@@ -291,6 +304,9 @@ class Planner:
             "references": references,
             **({"pools": pools} if pools else {}),
         }
+        external = self.inputs.externals.get(row.unlearner)
+        if external is not None:  # built with the user's factory; no unlearning time to report
+            inputs["external"] = {"factory": external.get("factory")}
         parents = [("model", model)] + [(f"ref:{n}", k) for n, k in references.items() if k is not None]
         parents += [(f"{POOL_PREFIX}{kind}", key) for kind, key in pools.items()]
         seeds = eval_seeds(self.protocol.evaluate.repeats)
@@ -310,11 +326,13 @@ class Planner:
         if row.unlearner in REFERENCE_ROWS:
             runtimes.append((self.nodes[model].stage, model))
             reference = row.unlearner
+        elif external is not None:
+            runtimes.append(("external", model))
         elif row.unlearner != ORIGINAL:
             runtimes.append(("unprune" if row.unprune else "unlearn", model))
             if not row.unprune:
                 reference = self.inputs.component("unlearner", row.unlearner).reference
-        return RowPlan(row, key, model, tuple(runtimes), reference, seeds)
+        return RowPlan(row, key, model, tuple(runtimes), reference, seeds, external)
 
     def graph(self) -> Graph:
         rows = tuple(self.evaluate(row) for row in self.rows())

@@ -86,6 +86,8 @@ def build_record(
         },
         reference=plan.reference,
         tuning=ctx.settings.tuning.get(row.unlearner),
+        external=_external(ctx, plan),
+        pretrained=None if ctx.settings.original is None else ctx.settings.original.record_entry(),
         schema_version=SCHEMA_VERSION,
         node_keys=tuple(sorted(k[:24] for k in nodes)),
         **environment_info(ctx.engine.device),
@@ -146,6 +148,14 @@ def build_record(
         epoch_log=epoch_log,
         params=params,
     )
+
+
+def _external(ctx: RunContext, plan: RowPlan) -> dict[str, Any] | None:
+    """The record's ``external`` field: the file (and architecture) an external row scored."""
+    if plan.external is None:
+        return None
+    found = next(e for e in ctx.settings.externals if e.label == plan.row.unlearner)
+    return found.record_entry()
 
 
 def _components(ctx: RunContext, plan: RowPlan) -> dict[str, Any]:

@@ -5,7 +5,16 @@
 
 from __future__ import annotations
 
-from unlearnbench.run.stages import evaluate, pooling, prune, references, train, unlearn, unprune
+from unlearnbench.run.stages import (
+    evaluate,
+    external_model,
+    pooling,
+    prune,
+    references,
+    train,
+    unlearn,
+    unprune,
+)
 from unlearnbench.run.stages.common import GuardError, ModelArtifact, Output, StageFn
 
 STAGES: dict[str, StageFn] = {
@@ -16,6 +25,7 @@ STAGES: dict[str, StageFn] = {
     **unlearn.STAGES,
     **unprune.STAGES,
     **evaluate.STAGES,
+    **external_model.STAGES,
 }
 
 __all__ = ["STAGES", "GuardError", "ModelArtifact", "Output", "StageFn"]

@@ -33,13 +33,14 @@ def evaluate(ctx: RunContext, node: Node, parents: Mapping[str, Output]) -> dict
         kind: (lambda role=f"{POOL_PREFIX}{kind}": PoolOutputs.from_tensors(model_of(parents, role).extra))
         for kind in node.inputs.get("pools", {})
     }
+    external = node.inputs.get("external")
     eval_ctx = EvalContext(
-        model=ctx.load_model(seed, art.state),
+        model=ctx.load_model(seed, art.state, None if external is None else external["factory"]),
         mask=art.mask,
         splits=ctx.splits(node.forget),
         engine=ctx.engine,
         references=loaders,
-        runtime_s=None if node.unlearner == ORIGINAL else art.runtime_s,
+        runtime_s=None if node.unlearner == ORIGINAL or external is not None else art.runtime_s,
         forget_kind=ctx.forget_sets[node.forget].spec.kind,
         structured=structured,
         pools=pools,

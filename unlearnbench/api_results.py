@@ -1,0 +1,82 @@
+"""The results of the Python API: :class:`Results` (records, a row by label, a DataFrame view)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unlearnbench.report.record import ResultRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Results:
+    """The records a call produced (``records``), where they are (``out``: ``results.jsonl``,
+    ``leaderboard.md``) and the rendered leaderboard of every row in ``out``."""
+
+    records: tuple[ResultRecord, ...]
+    out: Path
+    leaderboard: str
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[ResultRecord]:
+        return iter(self.records)
+
+    @property
+    def results_path(self) -> Path:
+        return self.out / "results.jsonl"
+
+    @property
+    def failed(self) -> tuple[ResultRecord, ...]:
+        return tuple(r for r in self.records if not r.ok)
+
+    @property
+    def external(self) -> tuple[ResultRecord, ...]:
+        """The rows that scored an external model."""
+        return tuple(r for r in self.records if r.external is not None)
+
+    def row(self, method: str, *, forget_set: str | None = None, seed: int | None = None) -> ResultRecord:
+        """The one record whose method label (``ft``, ``ft + reprune``, ``external:mine``) is
+        ``method`` (narrowed by forget set and seed), or an error listing the labels."""
+        found = [
+            r
+            for r in self.records
+            if r.method == method
+            and (forget_set is None or r.forget_set == forget_set)
+            and (seed is None or r.seed == seed)
+        ]
+        if len(found) != 1:
+            labels = sorted({r.method for r in self.records})
+            raise LookupError(f"{len(found)} rows match {method!r}; methods: {', '.join(labels)}")
+        return found[0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per record: its identifying fields, ``method``, ``external_sha256`` and one
+        column per metric (``metric.<name>``)."""
+        return records_frame(r.to_dict() for r in self.records)
+
+
+def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """A flat DataFrame of result records (one column per metric, ``metric.<name>``)."""
+    import pandas as pd
+
+    columns = (
+        "row_id", "protocol", "protocol_version", "protocol_hash", "dataset", "data_copy", "model",
+        "forget_set", "forget_kind", "pruner", "sparsity_target", "sparsity", "unlearner", "unprune",
+        "unpruner", "seed", "reference", "status", "error", "device",
+    )  # fmt: skip
+    rows = []
+    for record in records:
+        typed = ResultRecord.from_dict(record)
+        row = {c: getattr(typed, c) for c in columns}
+        row["method"] = typed.method
+        row["external_sha256"] = None if typed.external is None else typed.external.get("sha256")
+        row.update({f"metric.{n}": v for n, v in typed.metrics.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
