@@ -319,13 +319,6 @@ def main() -> None:
     cli()
 
 
-cli.add_command(tune_command)
-cli.add_command(publish_command)
-cli.add_command(plot_command)
-cli.add_command(site_command)
-cli.add_command(study_group)
-cli.add_command(show_command)
-cli.add_command(cache_group)
-cli.add_command(evaluate_command)
-cli.add_command(export_command)
-cli.add_command(export_results_command)
+for _command in (tune_command, publish_command, plot_command, site_command, study_group, show_command,
+                 cache_group, evaluate_command, export_command, export_results_command):  # fmt: skip
+    cli.add_command(_command)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import pickle
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,52 +29,18 @@ from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
 from unlearnbench.run.artifacts import write_text_atomic
 from unlearnbench.run.external import (
-    ExternalModel,
     ModelFactory,
-    PretrainedOriginal,
     call_factory,
     import_factory,
     load_into,
     load_state,
 )
 from unlearnbench.run.plan import ORIGINAL, REFERENCE_ROWS, ComponentInfo, PlanInputs
+from unlearnbench.run.settings import RunSettings, apply_compute
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.pruning import check_sparsity, scope_parameter_names
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Where and how to run: output folder, device, data root, whether to download, and the
-    artifact store (a folder or an fsspec URL that every node of a cluster can reach; default
-    ``OUT/artifacts``)."""
-
-    out: Path
-    device: str = "cpu"
-    data_root: Path | None = None
-    download: bool = True
-    artifact_root: str | None = None
-    tuning: Mapping[str, Any] = field(default_factory=dict)
-    """How unlearners' parameters were tuned (``unlearnbench tune``), copied into their records."""
-    precision: str = "auto"
-    """Training precision: ``bf16`` (autocast), ``fp32``, or ``auto`` (bf16 where the device
-    runs it natively: CUDA, CPUs with AVX512-BF16/AMX)."""
-    threads: int | None = None
-    """torch's CPU threads in every process that computes a node (None: torch's default)."""
-    deterministic: bool = False
-    """torch's deterministic algorithms (and no cuDNN autotuning) in every process."""
-    externals: tuple[ExternalModel, ...] = ()
-    """Externally produced models, each scored as a row ``external:<name>`` (``evaluate``)."""
-    original: PretrainedOriginal | None = None
-    """A pretrained original used in place of training one (``run --original``)."""
-    forget: tuple[str, ...] = ()
-    """The forget sets whose rows run (empty: all); the protocol and its hash are unchanged."""
-
-    @property
-    def artifacts(self) -> str:
-        """The artifact store root."""
-        return self.artifact_root or str(Path(self.out) / "artifacts")
 
 
 class RunContext:
@@ -334,21 +298,6 @@ class RunContext:
         model = self.model_skeleton(seed, factory) if factory is not None else self.new_model_factory(seed)()
         model.load_state_dict(state)
         return model
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def apply_compute(settings: RunSettings) -> None:
-    """Set this process's torch threads and deterministic mode from ``settings`` (each process
-    that computes nodes, the driver and every Ray worker, calls it)."""
-    if settings.precision not in PRECISIONS:
-        raise UnknownChoiceError("precision", settings.precision, PRECISIONS)
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    if settings.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
 
 
 @functools.lru_cache(maxsize=4)

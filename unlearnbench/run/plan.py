@@ -21,19 +21,8 @@ seed baseline), shared by every row and seed: one extra gold per forget set, pru
 sparsity, whatever the number of seeds. References named in :data:`REFERENCE_ROWS` also get a
 row of their own in the tables whenever they are planned, with ``reference`` set to their name.
 
-Adding a reference kind (e.g. a pool of N retrained models):
-
-1. write a builder ``def kind(planner: Planner, row: Row) -> str | None`` that returns the key of
-   the node holding the reference (or None when the row has none), composing planner calls
-   (``planner.topology(seed, pruner, sparsity, forget=row.forget)`` is the retain-set
-   topology) and, for a new computation, ``planner.node("kind", ...)`` with its parents;
-2. add it to :data:`REFERENCE_BUILDERS` under the name metrics list in ``needs``;
-3. register the new stage's compute function in ``unlearnbench/run/stages/references.py``
-   (``STAGES["kind"] = ...``), which turns the parents' artifacts into the node's output.
-
-Pools are planned like references, by :mod:`unlearnbench.run.pool_plan`: a ``"pool:<kind>"``
-in ``needs`` gives the evaluate node a parent ``pool:<kind>``, a ``pool`` node whose parents are
-its N member model nodes.
+Adding a reference kind: CONTRIBUTING.md, "Add a reference kind". Pools are planned like
+references, by :mod:`unlearnbench.run.pool_plan` (a ``"pool:<kind>"`` in ``needs``).
 """
 
 from __future__ import annotations
@@ -61,14 +50,11 @@ GOLD = "gold"
 UNPRUNE_GAP_REFERENCE = GOLD
 """The reference un-prune rows' Gap-gold column compares with (beside Gap, to retrain)."""
 GOLD_BASELINE_SEED = 10_000
-"""``gold_seed`` (the seed baseline) is gold at this seed for every row: IoU(gold at the row's
-seed, gold at this seed) is one seed-to-seed comparison per row seed at the cost of one gold."""
+"""``gold_seed`` (the seed baseline) is gold at this seed for every row: one gold's cost."""
 TRAINING_STAGES = ("original", "retain-dense")
 PROTOCOL_RECIPE = "protocol_recipe"
-"""An unlearner parameter: true declares that the unlearner trains a fresh model seeded with the
-row's seed on the retain set with the protocol's training recipe (exact retraining, as
-``retrain`` with ``protocol_recipe``). Its dense rows are then the ``retain-dense`` node: the same
-computation, computed once and shared with the references built on it."""
+"""An unlearner parameter: true declares exact retraining on the retain set with the protocol's
+recipe; its dense rows are then the ``retain-dense`` node (the same computation, done once)."""
 
 __all__ = ["ComponentInfo", "Graph", "Node", "PlanInputs", "Planner", "Row", "RowPlan", "plan"]
 
