@@ -14,6 +14,7 @@ whose meta can be read is complete there too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -79,6 +80,26 @@ class ArtifactStore:
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:24]
+
+    def lock(self, stage: str, key: str) -> contextlib.AbstractContextManager[None]:
+        """The node's cross-process lock (``<stage>/<key[:24]>.lock``, see :mod:`unlearnbench.run.locks`)."""
+        from unlearnbench.run.locks import local_lock, remote_lock
+
+        path, what = self.root / stage / f"{key[:24]}.lock", f"node {stage} {key[:12]}"
+        return local_lock(path, what) if self.fs is None else remote_lock(self.fs, str(path), what)
+
+    def obtain(
+        self, stage: str, key: str, compute: Callable[[], Artifact], fresh: bool = False
+    ) -> tuple[Artifact, bool]:
+        """The stored node and True, or ``compute()`` (which stores it) and False. The computation
+        runs under the node's lock; a process that waited for another's finds the node and reuses
+        it. ``fresh`` computes it again even when stored."""
+        found = None if fresh else self.get(stage, key)
+        if found is not None:
+            return found, True
+        with self.lock(stage, key):
+            found = None if fresh else self.get(stage, key)
+            return (found, True) if found is not None else (compute(), False)
 
     def get(self, stage: str, key: str) -> Artifact | None:
         """The finished artifact, or None when it was never completed."""
