@@ -161,7 +161,7 @@ def run_options(command: Any) -> Any:
         click.option(
             "--threads",
             type=int,
-            help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
+            help="CPU threads for torch (default: min(cores, 2), or 1 when the machine is loaded).",
         ),
         click.option(
             "--rerun",
@@ -220,10 +220,11 @@ def load_run(
         check_output_dir(options["out"])
     if options["threads"] is not None and options["threads"] < 1:
         raise InvalidValueError(f"--threads {options['threads']} must be an integer >= 1")
-    if options["threads"] is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(options["threads"])
+    from unlearnbench.run.threads import threads_for
+
+    torch.set_num_threads(threads_for(options["threads"], torch.get_num_threads()))
     settings = RunSettings(
         out=options["out"],
         device=resolve_device(options["device"]),
