@@ -115,7 +115,7 @@ def run(**options: Any) -> None:
             records = list(pipeline.run())
         all_records = pipeline.results.records()
         board = out / "leaderboard.md"
-        from unlearnbench.run.artifacts import write_text_atomic
+        from unlearnbench.files import write_text_atomic
 
         write_text_atomic(board, render(all_records, registry_roles(registry)))
     except UnlearnbenchError as exc:
@@ -278,7 +278,7 @@ def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     if output is None:  # raw: redirected output is byte-identical to -o
         click.echo(text, nl=False)
     else:
-        from unlearnbench.run.artifacts import write_text_atomic
+        from unlearnbench.files import write_text_atomic
 
         write_text_atomic(output, text)
         console.print(f"wrote {output}", highlight=False)

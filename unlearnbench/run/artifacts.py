@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unlearnbench.files import write_text_atomic as write_text_atomic  # moved; kept importable here
 from unlearnbench.hashing import canonical_json, sha256_json
 
 META = "meta.json"
@@ -205,18 +206,3 @@ def file_sha256(path: Path) -> str:
 def payload_files(folder: Path) -> dict[str, dict[str, Any]]:
     """The sha256 and size of every file in a freshly written artifact folder."""
     return {f.name: {"sha256": file_sha256(f), "size": f.stat().st_size} for f in sorted(folder.iterdir())}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (a reader sees the old or the new file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -26,10 +26,10 @@ from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
+from unlearnbench.files import write_text_atomic
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
-from unlearnbench.run.artifacts import write_text_atomic
 from unlearnbench.run.plan import ORIGINAL, REFERENCE_ROWS, ComponentInfo, PlanInputs
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.pruning import check_sparsity, scope_parameter_names
