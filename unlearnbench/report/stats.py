@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from unlearnbench.reference_names import GAP_REFERENCE, ORIGINAL
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
 
 MIN_SEEDS = 3
 """Seeds a comparison needs before it can be called supported or not supported."""
