@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
+from unlearnbench.cli_common import console, err_console, fail, make_registry, registry_roles
 from unlearnbench.cli_options import load_run, run_options, split_names
 from unlearnbench.cli_publish import plot_command, publish_command
 from unlearnbench.cli_show import print_results, show_command
@@ -23,15 +23,8 @@ from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
-from unlearnbench.registry.catalog import Registry
-from unlearnbench.registry.host import create_host
-from unlearnbench.report.leaderboard import Roles, render
+from unlearnbench.report.leaderboard import render
 from unlearnbench.report.results import read_many
-
-console = Console(stderr=False)
-if not console.is_terminal:
-    console = Console(stderr=False, width=160)
-err_console = Console(stderr=True)
 
 
 class RichProgress:
@@ -48,15 +41,6 @@ class RichProgress:
 
     def finish(self, task_id: int) -> None:
         self.progress.remove_task(task_id)  # type: ignore[arg-type]
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(2)
-
-
-def make_registry() -> Registry:
-    return Registry(create_host())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -202,13 +186,6 @@ def plan_command(**options: Any) -> None:
         f"about {left:,} training example-passes (epochs x images) · artifacts: {settings.artifacts}",
         highlight=False,
     )
-
-
-def registry_roles(registry: Registry) -> Roles:
-    """Which unlearners' rows are references and which metrics make the Gap column."""
-    references = {n: e.cls.reference for n, e in registry.entries("unlearner").items() if e.cls.reference}
-    gap = tuple(n for n, e in registry.entries("metric").items() if e.cls.gap)
-    return Roles(references, gap)  # type: ignore[arg-type]
 
 
 @cli.command()

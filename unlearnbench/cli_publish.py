@@ -14,7 +14,7 @@ results_argument = click.argument("results", nargs=-1, required=True, type=click
 
 def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``kind:name@version`` -> default parameters, for each component version still registered."""
-    from unlearnbench.cli import make_registry
+    from unlearnbench.cli_common import make_registry
     from unlearnbench.config.typed_config import to_dict
     from unlearnbench.report.publish import component_keys
 
@@ -39,7 +39,7 @@ def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 )
 def publish_command(results: tuple[Path, ...], output: Path) -> None:
     """Merge RESULTS into a published leaderboard folder and write its README, claims check and plots."""
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.report.publish import RESULTS, publish
     from unlearnbench.report.results import read_many
 
@@ -62,7 +62,7 @@ def publish_command(results: tuple[Path, ...], output: Path) -> None:
 )
 def plot_command(results: tuple[Path, ...], output: Path) -> None:
     """Plot RESULTS: UA vs RA trade-off, gap to retrain dense vs sparse, mask IoU (PNG and SVG)."""
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.report.plots import write_plots
     from unlearnbench.report.results import read_many
 
