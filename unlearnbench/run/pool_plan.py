@@ -50,7 +50,6 @@ class PoolPlanner(Protocol):
 
 POOL_KINDS: tuple[str, ...] = ("retrain", "unlearned", "shadow")
 POOL_PREFIX = "pool:"
-POOL_STAGES = ("pool", "pool-shadow")
 POOL_SPLITS: dict[str, tuple[str, ...]] = {
     "retrain": ("forget", "retain", "test", "forget_test"),
     "unlearned": ("forget", "retain", "test", "forget_test"),
