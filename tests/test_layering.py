@@ -1,12 +1,14 @@
-"""The package's layering, read from its imports with ast: no import cycle between sub-packages,
+"""The package's layering, read from its imports with ast (``run.sources.runtime_imports``, which
+skips ``if TYPE_CHECKING:`` blocks): no import cycle between sub-packages,
 report/ independent of run/, and the CLI's subcommand modules never importing back from cli.py."""
 
 from __future__ import annotations
 
 import ast
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
+
+from unlearnbench.run.sources import runtime_imports
 
 PACKAGE = Path(__file__).resolve().parents[1] / "unlearnbench"
 
@@ -14,27 +16,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "unlearnbench"
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def runtime_imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[str]:
-    """The modules ``tree`` imports when it runs (``if TYPE_CHECKING:`` blocks skipped)."""
-    todo: list[ast.AST] = [tree]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            todo.extend(node.orelse)
-            continue
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = module if is_package else module.rpartition(".")[0]
-                parts = package.split(".")
-                anchor = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{anchor}.{base}" if base else anchor
-            yield base
-        todo.extend(ast.iter_child_nodes(node))
 
 
 def unit(module: str) -> str:

@@ -71,7 +71,7 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _imported_names(tree: ast.AST, module: str, is_package: bool) -> list[str]:
+def runtime_imports(tree: ast.AST, module: str, is_package: bool) -> list[str]:
     """Dotted names of the modules (and candidate submodules) that ``tree`` imports at run time."""
     found: list[str] = []
     todo: list[ast.AST] = [tree]
@@ -121,7 +121,7 @@ def source_modules(module: str) -> tuple[tuple[str, Path], ...]:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (OSError, SyntaxError, ValueError):
             continue
-        for imported in _imported_names(tree, name, path.name == "__init__.py"):
+        for imported in runtime_imports(tree, name, path.name == "__init__.py"):
             if imported in seen or (found := _module_file(imported, roots)) is None:
                 continue
             seen[imported] = found
