@@ -116,7 +116,7 @@ def test_a_remote_lock_without_a_recent_heartbeat_is_broken(
 ) -> None:
     pytest.importorskip("fsspec")
     store = ArtifactStore(f"local://{tmp_path / 'remote'}")
-    lock = tmp_path / "remote" / "original" / f"{KEY[:24]}.lock"
+    lock = tmp_path / "remote" / "locks" / f"original-{KEY[:24]}.lock"
     lock.parent.mkdir(parents=True)
     old = time.time() - 3600  # a holder on another machine that stopped an hour ago
     record = {"pid": 1, "host": "elsewhere", "token": "x", "started": old, "heartbeat": old}

@@ -31,6 +31,8 @@ from unlearnbench.files import write_text_atomic as write_text_atomic  # moved; 
 from unlearnbench.hashing import canonical_json, sha256_json
 
 META = "meta.json"
+LOCKS = "locks"
+"""The folder of the store's per-node lock files (not a stage)."""
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,10 @@ class ArtifactStore:
         return self.root / stage / key[:24]
 
     def lock(self, stage: str, key: str) -> contextlib.AbstractContextManager[None]:
-        """The node's cross-process lock (``<stage>/<key[:24]>.lock``, see :mod:`unlearnbench.run.locks`)."""
+        """The node's cross-process lock, ``locks/<stage>-<key[:24]>.lock`` (see run/locks.py)."""
         from unlearnbench.run.locks import local_lock, remote_lock
 
-        path, what = self.root / stage / f"{key[:24]}.lock", f"node {stage} {key[:12]}"
+        path, what = self.root / LOCKS / f"{stage}-{key[:24]}.lock", f"node {stage} {key[:12]}"
         return local_lock(path, what) if self.fs is None else remote_lock(self.fs, str(path), what)
 
     def obtain(

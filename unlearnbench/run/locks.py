@@ -4,14 +4,14 @@ A process that finds a node missing takes the node's lock, looks again (another 
 stored it meanwhile) and computes it only when it is still missing; a second process waits for
 the lock and then reuses the stored node.
 
-- Local stores: ``ROOT/<stage>/<key[:24]>.lock`` held with :mod:`filelock` (an OS lock: the kernel
-  drops it when its holder dies, kill -9 included). The holder's pid, host and start time are in
-  ``<key[:24]>.owner`` while it holds the lock; finding that file on acquiring means its holder
-  died holding it, which is logged as a broken stale lock.
-- fsspec stores: ``<key[:24]>.lock`` is a JSON file (``pid``, ``host``, ``token``, ``started``,
-  ``heartbeat``) created exclusively; its holder rewrites ``heartbeat`` every ``heartbeat_s``. A
-  lock whose holder is a dead process on this host, or whose heartbeat is older than ``stale_s``
-  (a holder killed elsewhere), is broken (logged) and taken over.
+- Local stores: ``ROOT/locks/<stage>-<key[:24]>.lock`` held with :mod:`filelock` (an OS lock:
+  the kernel drops it when its holder dies, kill -9 included). The holder's pid, host and start
+  time are in ``<stage>-<key[:24]>.owner`` while it holds the lock; finding that file on
+  acquiring means its holder died holding it, which is logged as a broken stale lock.
+- fsspec stores: ``ROOT/locks/<stage>-<key[:24]>.lock`` is a JSON file (``pid``, ``host``,
+  ``token``, ``started``, ``heartbeat``) created exclusively; its holder rewrites ``heartbeat``
+  every ``heartbeat_s``. A lock whose holder is a dead process on this host, or whose heartbeat
+  is older than ``stale_s`` (a holder killed elsewhere), is broken (logged) and taken over.
 """
 
 from __future__ import annotations
