@@ -161,7 +161,7 @@ def run_options(command: Any) -> Any:
         click.option(
             "--threads",
             type=int,
-            help="CPU threads for torch (default: min(cores, 2), or 1 when the machine is loaded).",
+            help="CPU threads for torch (default: half the free cores, 1 or 2; 1 on a two-core machine).",
         ),
         click.option(
             "--rerun",

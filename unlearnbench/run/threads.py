@@ -18,7 +18,8 @@ import sys
 
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 MAX_DEFAULT_THREADS = 2
-"""Small nodes (digits, CIFAR at batch 512 on a CPU) gain little from more intra-op threads."""
+"""Small nodes (digits, CIFAR at batch 512 on a CPU) gain little from more intra-op threads; on
+two cores a digits node took 3.1 s on 1 thread and 4.7 s on 2 (``benchmarks/contention.py``)."""
 
 
 def passive_openmp() -> bool:
@@ -47,15 +48,14 @@ def busy_cores() -> float:
 
 
 def default_threads(cores: int | None = None, load: float | None = None) -> int:
-    """torch's CPU thread count when ``--threads`` is not given: ``min(cores, 2)`` on an idle
-    machine, 1 when other work keeps all but one core busy (``load >= cores - 1``), so that two
-    runs, or a run beside another CPU-heavy process, each keep a core instead of oversubscribing.
-    ``cores`` and ``load`` default to :func:`available_cores` and :func:`busy_cores`."""
+    """torch's CPU thread count when ``--threads`` is not given: half the cores other work leaves
+    free (``cores - round(load)``), at most 2 and at least 1, so that a second run, or another
+    CPU-heavy process, still finds a core of its own (on two cores: 1). ``cores`` and ``load``
+    default to :func:`available_cores` and :func:`busy_cores`."""
     cores = available_cores() if cores is None else cores
     load = busy_cores() if load is None else load
-    if cores <= 1 or load >= cores - 1:
-        return 1
-    return min(cores, MAX_DEFAULT_THREADS)
+    free = cores - int(load + 0.5)
+    return max(1, min(MAX_DEFAULT_THREADS, free // 2))
 
 
 def threads_for(requested: int | None, current: int) -> int:
