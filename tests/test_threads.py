@@ -16,11 +16,19 @@ from unlearnbench.run.threads import default_threads, threads_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(
-    ("cores", "load", "expected"),
-    [(2, 0.0, 1), (2, 3.5, 1), (1, 0.0, 1), (3, 0.0, 1), (4, 0.0, 2), (4, 2.2, 1), (16, 3.0, 2)]
-    + [(16, 15.5, 1)],
-)
+CASES = [
+    (2, 0.0, 1),  # two cores: one each for two runs
+    (2, 3.5, 1),
+    (1, 0.0, 1),
+    (3, 0.0, 1),
+    (4, 0.0, 2),
+    (4, 2.2, 1),
+    (16, 3.0, 2),
+    (16, 15.5, 1),
+]
+
+
+@pytest.mark.parametrize(("cores", "load", "expected"), CASES)
 def test_default_threads(cores: int, load: float, expected: int) -> None:
     assert default_threads(cores, load) == expected
 
