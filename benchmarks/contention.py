@@ -20,6 +20,7 @@ Examples::
 
     python benchmarks/contention.py                  # both settings, the protocol's 20 epochs
     python benchmarks/contention.py --epochs 5 --settings ours
+    python benchmarks/contention.py --repeats 3      # medians of three alternating measurements
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -109,15 +111,19 @@ def measure(setting: str, epochs: int, timeout: float) -> dict[str, float]:
     return {"idle": idle, "two_runs": two, "beside_hog": beside}
 
 
-def report(setting: str, times: dict[str, float], timeout: float) -> str:
+def report(setting: str, runs: list[dict[str, float]], timeout: float) -> str:
+    """One line: the median idle and contended seconds over ``runs`` and the median ratios (each
+    repeat's contended time over its own idle time)."""
+
     def shown(t: float) -> str:
         return f"> {timeout:.0f} s" if t == float("inf") else f"{t:.2f} s"
 
-    idle = times["idle"]
+    idle = statistics.median(r["idle"] for r in runs)
     parts = [f"{setting:9s} idle {shown(idle)}"]
     for name in ("two_runs", "beside_hog"):
-        ratio = times[name] / idle
-        parts.append(f"{name.replace('_', ' ')} {shown(times[name])} (ratio {ratio:.2f})")
+        ratio = statistics.median(r[name] / r["idle"] for r in runs)
+        seconds = statistics.median(r[name] for r in runs)
+        parts.append(f"{name.replace('_', ' ')} {shown(seconds)} (ratio {ratio:.2f})")
     return "   ".join(parts)
 
 
@@ -125,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20, help="Training epochs of the node (protocol: 20).")
     parser.add_argument("--settings", default="ours,torch", help="Comma-separated: ours, torch, passive-2.")
+    parser.add_argument("--repeats", type=int, default=1, help="Measure each setting this often (medians).")
     parser.add_argument("--timeout", type=float, default=240.0, help="Seconds a node process may take.")
     parser.add_argument("--child", choices=["ours", "torch", "passive-2"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,12 +140,14 @@ def main() -> None:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{cores} cores, 1-minute load {os.getloadavg()[0]:.2f} before the first node", flush=True)
-    results = {}
-    for setting in [s.strip() for s in args.settings.split(",") if s.strip()]:
-        results[setting] = measure(setting, args.epochs, args.timeout)
+    settings = [s.strip() for s in args.settings.split(",") if s.strip()]
+    results: dict[str, list[dict[str, float]]] = {s: [] for s in settings}
+    for _ in range(max(1, args.repeats)):  # settings alternate, so drifting background load hits each
+        for setting in settings:
+            results[setting].append(measure(setting, args.epochs, args.timeout))
     print(f"1-minute load {os.getloadavg()[0]:.2f} after the last node")
-    for setting, times in results.items():
-        print(report(setting, times, args.timeout))
+    for setting, runs in results.items():
+        print(report(setting, runs, args.timeout))
 
 
 if __name__ == "__main__":
