@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from unlearnbench.errors import InvalidValueError
+from unlearnbench.files import write_text_atomic
 from unlearnbench.report.results import ResultsFile, read_records
-from unlearnbench.run.artifacts import META, ArtifactStore, artifact_key, write_text_atomic
+from unlearnbench.run.artifacts import META, ArtifactStore, artifact_key
 
 INPUTS = {"parent": "abc", "params": {"epochs": 3, "lr": 0.01}, "seeds": [0, 1]}
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from unlearnbench.run.threads import passive_openmp
+
+passive_openmp()  # before anything imports torch: waiting OpenMP threads sleep (see run/threads.py)
+
 __version__ = "0.1.0"
 
 _LAZY = {

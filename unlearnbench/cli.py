@@ -9,14 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from unlearnbench import __version__
 from unlearnbench.cli_cache import cache_group
+from unlearnbench.cli_common import (
+    RichProgress,
+    console,
+    err_console,
+    fail,
+    make_registry,
+    registry_roles,
+    run_log,
+)
 from unlearnbench.cli_evaluate import evaluate_command, export_command
 from unlearnbench.cli_export import export_command as export_results_command
 from unlearnbench.cli_options import load_run, run_options, split_names
@@ -26,40 +33,8 @@ from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
-from unlearnbench.registry.catalog import Registry
-from unlearnbench.registry.host import create_host
-from unlearnbench.report.leaderboard import Roles, render
+from unlearnbench.report.leaderboard import render
 from unlearnbench.report.results import read_many
-
-console = Console(stderr=False)
-if not console.is_terminal:
-    console = Console(stderr=False, width=160)
-err_console = Console(stderr=True)
-
-
-class RichProgress:
-    """A :class:`~unlearnbench.progress.ProgressSink` drawing rich progress bars."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def start(self, description: str, total: int) -> int:
-        return int(self.progress.add_task(description, total=total))
-
-    def advance(self, task_id: int, steps: int = 1) -> None:
-        self.progress.advance(task_id, steps)  # type: ignore[arg-type]
-
-    def finish(self, task_id: int) -> None:
-        self.progress.remove_task(task_id)  # type: ignore[arg-type]
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    sys.exit(2)
-
-
-def make_registry() -> Registry:
-    return Registry(create_host())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,16 +52,6 @@ def cli(verbose: int) -> None:
     else:
         handler.setLevel(level)
     logging.basicConfig(level=min(level, logging.INFO), format="%(message)s", handlers=[handler])
-
-
-def run_log(out: Path) -> logging.Handler:
-    """A handler writing this run's INFO lines (and warnings from anywhere) to ``OUT/run.log``."""
-    handler = logging.FileHandler(out / "run.log", encoding="utf-8")
-    handler.setLevel(logging.INFO)
-    handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("unlearnbench"))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    return handler
 
 
 @cli.command()
@@ -133,7 +98,7 @@ def run(**options: Any) -> None:
             records = list(pipeline.run())
         all_records = pipeline.results.records()
         board = out / "leaderboard.md"
-        from unlearnbench.run.artifacts import write_text_atomic
+        from unlearnbench.files import write_text_atomic
 
         write_text_atomic(board, render(all_records, registry_roles(registry)))
     except UnlearnbenchError as exc:
@@ -235,13 +200,6 @@ def plan_command(**options: Any) -> None:
     )
 
 
-def registry_roles(registry: Registry) -> Roles:
-    """Which unlearners' rows are references and which metrics make the Gap column."""
-    references = {n: e.cls.reference for n, e in registry.entries("unlearner").items() if e.cls.reference}
-    gap = tuple(n for n, e in registry.entries("metric").items() if e.cls.gap)
-    return Roles(references, gap)  # type: ignore[arg-type]
-
-
 @cli.command()
 def plugins() -> None:
     """List every plugin: name, distribution, version, components, load error."""
@@ -309,7 +267,7 @@ def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     if output is None:  # raw: redirected output is byte-identical to -o
         click.echo(text, nl=False)
     else:
-        from unlearnbench.run.artifacts import write_text_atomic
+        from unlearnbench.files import write_text_atomic
 
         write_text_atomic(output, text)
         console.print(f"wrote {output}", highlight=False)

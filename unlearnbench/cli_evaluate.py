@@ -33,15 +33,8 @@ def evaluate_command(model_file: Path, name: str | None, model_factory: str | No
     """Score MODEL (a state_dict file) on one forget set, pruner, sparsity and seed of PROTOCOL,
     against the run's cached references and with its metrics; writes OUT/results.jsonl."""
     from unlearnbench.api_evaluate import prepare_evaluate
-    from unlearnbench.cli import (
-        RichProgress,
-        console,
-        err_console,
-        fail,
-        print_results,
-        registry_roles,
-        run_log,
-    )
+    from unlearnbench.cli_common import RichProgress, console, err_console, fail, registry_roles, run_log
+    from unlearnbench.cli_show import print_results
     from unlearnbench.python_api import execute
 
     started = time.perf_counter()
@@ -103,7 +96,7 @@ def export_command(
 ) -> None:
     """Export the originals and references of the run in OUT (weights, mask, model card) to --to."""
     from unlearnbench.checkpoints import export_run, push_plan, push_to_hub
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.errors import InvalidValueError
     from unlearnbench.report.results import read_records
 

@@ -29,7 +29,7 @@ from unlearnbench.errors import UnlearnbenchError
 def export_command(results: tuple[Path, ...], output: Path, summary: bool, level: float) -> None:
     """Write RESULTS (results.jsonl files) as one flat table: a row per record (or per setting
     with --summary), a column per metric."""
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.report.frame import export_results
 
     try:

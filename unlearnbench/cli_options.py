@@ -187,7 +187,7 @@ def run_options(command: Any) -> Any:
         click.option(
             "--threads",
             type=int,
-            help="CPU threads for torch (default: what the machine gives; 1 is fastest on a shared machine).",
+            help="CPU threads for torch (default: half the free cores, 1 or 2; 1 on a two-core machine).",
         ),
         click.option(
             "--rerun",
@@ -262,8 +262,13 @@ def load_run(
         raise InvalidValueError(f"--threads {options['threads']} must be an integer >= 1")
     import torch
 
+    from unlearnbench.run.threads import threads_for
+
     deterministic = bool(options.get("deterministic"))
-    threads = options["threads"] or (1 if deterministic else torch.get_num_threads())
+    if deterministic and options["threads"] is None:
+        threads = 1
+    else:
+        threads = threads_for(options["threads"], torch.get_num_threads())
     torch.set_num_threads(threads)
     settings = RunSettings(
         out=options["out"],

@@ -14,7 +14,7 @@ results_argument = click.argument("results", nargs=-1, required=True, type=click
 
 def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``kind:name@version`` -> default parameters, for each component version still registered."""
-    from unlearnbench.cli import make_registry
+    from unlearnbench.cli_common import make_registry
     from unlearnbench.config.typed_config import to_dict
     from unlearnbench.report.publish import component_keys
 
@@ -46,7 +46,7 @@ def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 )
 def publish_command(results: tuple[Path, ...], output: Path, site: Path | None) -> None:
     """Merge RESULTS into a published leaderboard folder and write its README, claims check and plots."""
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.report.publish import RESULTS, publish
     from unlearnbench.report.results import read_many
 
@@ -81,7 +81,7 @@ def site_command(boards: tuple[Path, ...], output: Path) -> None:
     """Build a static leaderboard site from published folders: BOARDS are published folders or
     folders of them (e.g. leaderboards/); writes OUTPUT/index.html and one page per board. Open
     OUTPUT/index.html in a browser: no server or network needed."""
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.report.site import board_folders, build_site
 
     try:
@@ -112,7 +112,7 @@ def site_command(boards: tuple[Path, ...], output: Path) -> None:
 def plot_command(results: tuple[Path, ...], output: Path, metrics: tuple[str, ...]) -> None:
     """Plot RESULTS: UA vs RA trade-off, gap to retrain dense vs sparse, mask IoU (PNG and SVG);
     with --metric, that metric per method. A plot without data is skipped and says so."""
-    from unlearnbench.cli import console, fail
+    from unlearnbench.cli_common import console, fail
     from unlearnbench.report.plots import metric_names, write_metric_plots, write_plots
     from unlearnbench.report.results import read_many
 

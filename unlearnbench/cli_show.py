@@ -122,7 +122,7 @@ def print_results(console: Console, records: list[dict[str, Any]], roles: Roles 
 @click.argument("out", type=click.Path(path_type=Path), default=Path("unlearnbench-out"))
 def show_command(out: Path) -> None:
     """Print the results table of a finished run from OUT/results.jsonl."""
-    from unlearnbench.cli import make_registry, registry_roles
+    from unlearnbench.cli_common import make_registry, registry_roles
 
     path = out / "results.jsonl" if out.is_dir() or not out.suffix else out
     try:

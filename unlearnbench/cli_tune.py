@@ -49,7 +49,7 @@ def tune_command(
     output: Path,
 ) -> None:
     """Tune UNLEARNER's parameters on a validation forget set, scored by the gap to retrain."""
-    from unlearnbench.cli import console, err_console, fail, make_registry
+    from unlearnbench.cli_common import console, err_console, fail, make_registry
     from unlearnbench.run.context import RunSettings
     from unlearnbench.run.outdir import check_output_dir
     from unlearnbench.run.pipeline import Pipeline

@@ -26,7 +26,3 @@ class InvalidValueError(UnlearnbenchError):
 
 class DatasetNotFoundError(UnlearnbenchError):
     """A dataset copy is missing or corrupt where it was looked for."""
-
-
-class PluginLoadError(UnlearnbenchError):
-    """A plugin's entry point failed to import or register."""

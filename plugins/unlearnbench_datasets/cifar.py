@@ -35,6 +35,7 @@ from unlearnbench_datasets.common import (
     as_text,
     corrupt,
     decode_splits,
+    file_fingerprint,
     how_to_get,
     is_image_folder,
     load_pickle,
@@ -201,7 +202,7 @@ def _split(parts: list[tuple[np.ndarray, np.ndarray, str]]) -> ImageSplit:
     return ImageSplit(torch.from_numpy(data), torch.from_numpy(labels))
 
 
-def _from_pickles(spec: _Spec, base: Path, copy_label: str) -> DatasetSplits:
+def _from_pickles(spec: _Spec, base: Path, copy_label: str, cache: bool) -> DatasetSplits:
     train_parts = [_read_batch(base / name, spec) for name in spec.train_files]
     test_parts = [_read_batch(base / name, spec) for name in spec.test_files]
     classes, meta_md5 = _read_names(base / spec.meta_file, spec)
@@ -219,9 +220,12 @@ def _from_pickles(spec: _Spec, base: Path, copy_label: str) -> DatasetSplits:
         )
     copy = copy_label or copy
     logger.info("%s: read the python-pickle layout in %s (copy %s)", spec.name, base, copy)
+    train, test = _split(train_parts), _split(test_parts)
+    files = [base / name for name in spec.files]
     return DatasetSplits(
-        train=_split(train_parts),
-        test=_split(test_parts),
+        train=train,
+        test=test,
+        fingerprint=file_fingerprint(files, base / CACHE_DIR_NAME if cache else None, train, test, classes),
         classes=classes,
         mean=spec.mean,
         std=spec.std,
@@ -246,7 +250,7 @@ def _from_image_folder(spec: _Spec, root: Path, copy_label: str, cache: bool) ->
             root,
         )
     decoded = decode_splits(
-        {"train": train, "test": test}, cache_dir=root / CACHE_DIR_NAME if cache else None
+        {"train": train, "test": test}, cache_dir=root / CACHE_DIR_NAME if cache else None, classes=classes
     )
     images = decoded.splits["train"].images
     if tuple(images.shape[1:]) != (3, 32, 32):
@@ -262,6 +266,7 @@ def _from_image_folder(spec: _Spec, root: Path, copy_label: str, cache: bool) ->
     return DatasetSplits(
         train=decoded.splits["train"],
         test=decoded.splits["test"],
+        fingerprint=decoded.content,
         classes=classes,
         mean=spec.mean,
         std=spec.std,
@@ -287,7 +292,7 @@ def _load(spec: _Spec, root: Path | None, download: bool, copy_label: str, cache
             raise DatasetNotFoundError(
                 f"{spec.title}: the download into {where} left no readable copy; {_looked_for(where, spec)}"
             )
-    return _from_pickles(spec, base, copy_label)
+    return _from_pickles(spec, base, copy_label, cache)
 
 
 class CIFAR10(DatasetPlugin):
@@ -298,7 +303,8 @@ class CIFAR10(DatasetPlugin):
     ``~/.cache/unlearnbench/data/cifar10``. Mean/std: per-pixel statistics of the train set,
     (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435, 0.2616), as in Unlearn-Sparse (``utils.py``).
     ``copy_label`` overrides the recorded copy id (e.g. ``cifar10-jpeg75`` for a JPEG copy);
-    ``cache`` keeps decoded image-folder copies in ``<root>/.unlearnbench-cache/``.
+    ``cache`` keeps decoded image-folder copies and content fingerprints in
+    ``<root>/.unlearnbench-cache/``.
     """
 
     name = "cifar10"

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from unlearnbench.api import DatasetNotFoundError, ImageSplit
+from unlearnbench.data.fingerprint import cached_fingerprint, content_sha256, file_stat_key
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +345,9 @@ def _decode_threads() -> int:
     return max(1, min(_MAX_DECODE_THREADS, cpus))
 
 
-def _read_cache(path: Path, key: str, splits: Mapping[str, LabelledFiles]) -> dict[str, ImageSplit] | None:
+def _read_cache(
+    path: Path, key: str, splits: Mapping[str, LabelledFiles]
+) -> tuple[dict[str, ImageSplit], str] | None:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("key") != key:
@@ -355,14 +358,14 @@ def _read_cache(path: Path, key: str, splits: Mapping[str, LabelledFiles]) -> di
             if not torch.equal(loaded.labels, torch.tensor(split.labels, dtype=torch.int64)):
                 raise ValueError(f"{name} labels differ")
             result[name] = loaded
-        return result
+        return result, str(blob.get("content", ""))
     except Exception as exc:
         logger.warning("ignoring unreadable decode cache %s (%s); decoding the images again", path, exc)
         return None
 
 
-def _write_cache(path: Path, key: str, decoded: Mapping[str, ImageSplit]) -> None:
-    blob: dict[str, object] = {"key": key}
+def _write_cache(path: Path, key: str, decoded: Mapping[str, ImageSplit], content: str) -> None:
+    blob: dict[str, object] = {"key": key, "content": content}
     for name, split in decoded.items():
         blob[f"{name}_images"] = split.images
         blob[f"{name}_labels"] = split.labels
@@ -382,17 +385,23 @@ def _write_cache(path: Path, key: str, decoded: Mapping[str, ImageSplit]) -> Non
 
 @dataclass(frozen=True)
 class DecodedImages:
-    """Decoded splits plus ``fingerprint``: a hash of the relative paths, sizes and labels."""
+    """Decoded splits plus ``fingerprint``: a hash of the relative paths, sizes and labels, and
+    ``content``: the sha256 of the decoded train and test examples in storage order
+    (:func:`unlearnbench.data.fingerprint.content_sha256`, kept in the decode cache)."""
 
     splits: dict[str, ImageSplit]
     fingerprint: str
+    content: str = ""
 
 
-def decode_splits(splits: Mapping[str, LabelledFiles], *, cache_dir: Path | None) -> DecodedImages:
+def decode_splits(
+    splits: Mapping[str, LabelledFiles], *, cache_dir: Path | None, classes: tuple[str, ...] = ()
+) -> DecodedImages:
     """Decode every split of ``splits``; all images must share one size.
 
     Grey images are replicated to RGB when any image of any split is RGB; when all are grey the
     splits keep one channel. With ``cache_dir`` the result is read from / written to the cache.
+    ``classes`` enter the content fingerprint (computed for ``train`` + ``test`` splits only).
     """
     stats = {name: _stat_split(split) for name, split in splits.items()}
     fingerprint = _digest(splits, stats, mtimes=False)
@@ -402,7 +411,11 @@ def decode_splits(splits: Mapping[str, LabelledFiles], *, cache_dir: Path | None
         cached = _read_cache(cache_file, key, splits)
         if cached is not None:
             logger.info("read the decoded images from the cache %s", cache_file)
-            return DecodedImages(cached, fingerprint)
+            images, content = cached
+            if not content:  # a cache written before content fingerprints: add it once
+                content = _content(images, classes)
+                _write_cache(cache_file, key, images, content)
+            return DecodedImages(images, fingerprint, content)
 
     threads = _decode_threads()
     raw: dict[str, torch.Tensor] = {}
@@ -428,9 +441,32 @@ def decode_splits(splits: Mapping[str, LabelledFiles], *, cache_dir: Path | None
         )
         for name, images in raw.items()
     }
+    content = _content(decoded, classes)
     if cache_file is not None:
-        _write_cache(cache_file, key, decoded)
-    return DecodedImages(decoded, fingerprint)
+        _write_cache(cache_file, key, decoded, content)
+    return DecodedImages(decoded, fingerprint, content)
+
+
+def _content(decoded: Mapping[str, ImageSplit], classes: tuple[str, ...]) -> str:
+    return (
+        content_sha256(decoded["train"], decoded["test"], classes)
+        if set(decoded) == {"train", "test"}
+        else ""
+    )
+
+
+def file_fingerprint(
+    files: Sequence[Path],
+    cache_dir: Path | None,
+    train: ImageSplit,
+    test: ImageSplit,
+    classes: tuple[str, ...],
+) -> str:
+    """The content fingerprint of splits read from ``files``, cached in ``cache_dir`` keyed by the
+    files' names, sizes and mtimes (:func:`unlearnbench.data.fingerprint.cached_fingerprint`)."""
+    return cached_fingerprint(
+        cache_dir, file_stat_key(list(files)), lambda: content_sha256(train, test, classes)
+    )
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -53,7 +53,9 @@ class ImageFolder(DatasetPlugin):
             )
         classes, train, test = scan_image_folder(where, p.train_dir, p.test_dir)
         decoded = decode_splits(
-            {"train": train, "test": test}, cache_dir=where / CACHE_DIR_NAME if p.cache else None
+            {"train": train, "test": test},
+            cache_dir=where / CACHE_DIR_NAME if p.cache else None,
+            classes=classes,
         )
         mean, std = channel_stats(decoded.splits["train"].images)
         copy = p.copy_label or f"imagefolder-{decoded.fingerprint[:8]}"
@@ -61,6 +63,7 @@ class ImageFolder(DatasetPlugin):
         return DatasetSplits(
             train=decoded.splits["train"],
             test=decoded.splits["test"],
+            fingerprint=decoded.content,
             classes=classes,
             mean=mean,
             std=std,

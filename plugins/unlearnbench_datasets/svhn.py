@@ -16,6 +16,7 @@ from unlearnbench_datasets.common import (
     CACHE_DIR_NAME,
     corrupt,
     decode_splits,
+    file_fingerprint,
     how_to_get,
     is_image_folder,
     md5_file,
@@ -156,9 +157,12 @@ class SVHN(DatasetPlugin):
             )
         copy = self.params.copy_label or copy
         logger.info("svhn: read the .mat layout in %s (copy %s)", where, copy)
+        cache_dir = where / CACHE_DIR_NAME if self.params.cache else None
+        files = [where / _FILES[s] for s in wanted]
         return DatasetSplits(
             train=train,
             test=parts["test"],
+            fingerprint=file_fingerprint(files, cache_dir, train, parts["test"], _CLASSES),
             classes=_CLASSES,
             mean=_MEAN,
             std=_STD,
@@ -173,12 +177,13 @@ class SVHN(DatasetPlugin):
                 f"SVHN: the image folder {where} has {len(classes)} class folders in train/, SVHN has 10"
             )
         cache_dir = where / CACHE_DIR_NAME if self.params.cache else None
-        decoded = decode_splits({"train": train, "test": test}, cache_dir=cache_dir)
+        decoded = decode_splits({"train": train, "test": test}, cache_dir=cache_dir, classes=classes)
         copy = self.params.copy_label or f"svhn-imagefolder-{decoded.fingerprint[:8]}"
         logger.info("svhn: read the image-folder layout in %s (copy %s)", where, copy)
         return DatasetSplits(
             train=decoded.splits["train"],
             test=decoded.splits["test"],
+            fingerprint=decoded.content,
             classes=classes,
             mean=_MEAN,
             std=_STD,

@@ -128,7 +128,7 @@ class TinyImageNet(DatasetPlugin):
         classes = _read_wnids(base / "wnids.txt")
         train, test = _train_files(base, classes), _val_files(base, classes)
         cache_dir = where / CACHE_DIR_NAME if self.params.cache else None
-        decoded = decode_splits({"train": train, "test": test}, cache_dir=cache_dir)
+        decoded = decode_splits({"train": train, "test": test}, cache_dir=cache_dir, classes=classes)
         shape = tuple(decoded.splits["train"].images.shape[1:])
         if shape != (3, 64, 64):
             logger.warning("tinyimagenet: images in %s are %s, not 3x64x64", base, shape)
@@ -137,6 +137,7 @@ class TinyImageNet(DatasetPlugin):
         return DatasetSplits(
             train=decoded.splits["train"],
             test=decoded.splits["test"],
+            fingerprint=decoded.content,
             classes=classes,
             mean=_IMAGENET_MEAN,
             std=_IMAGENET_STD,

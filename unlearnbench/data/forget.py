@@ -8,13 +8,16 @@ reference code, whose forget draw used a different seed than its split, so that 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from unlearnbench.config.protocol import ForgetSpec
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.hashing import sha256_indices
+
+if TYPE_CHECKING:  # data/ sits below config/ (config -> training -> data)
+    from unlearnbench.config.sections import ForgetSpec
 
 
 @dataclass(frozen=True)

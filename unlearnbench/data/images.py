@@ -47,6 +47,8 @@ class DatasetSplits:
     ``mean`` and ``std`` are per-channel statistics on the [0, 1] scale, used for normalisation.
     ``copy`` names the data copy that was read (e.g. ``cifar10-torchvision``, ``imagefolder``), so
     every result says which copy it came from; ``location`` says where it was read.
+    ``fingerprint`` is the sha256 of the content in storage order when the plugin has it cached
+    (:mod:`unlearnbench.data.fingerprint`; empty: the run computes it).
     """
 
     train: ImageSplit
@@ -56,6 +58,7 @@ class DatasetSplits:
     std: tuple[float, ...]
     copy: str
     location: str = ""
+    fingerprint: str = ""
 
     @property
     def num_classes(self) -> int:

@@ -28,10 +28,10 @@ from typing import Any
 
 import pandas as pd
 
+from unlearnbench.reference_names import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 from unlearnbench.report import compare, noise
 from unlearnbench.report.record import ResultRecord, method_label
 from unlearnbench.report.table import Table
-from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.errors import InvalidValueError
+from unlearnbench.files import write_text_atomic
 from unlearnbench.report.claims import render_claims
 from unlearnbench.report.curves import render_references
 from unlearnbench.report.leaderboard import render
 from unlearnbench.report.plots import FORMATS, available_plots, write_plots
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import merge_record, read_records
-from unlearnbench.run.artifacts import write_text_atomic
 
 RESULTS = "results.jsonl"
 COMPONENTS = "components.json"

@@ -20,7 +20,7 @@ import torch
 from filelock import FileLock
 
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.run.artifacts import write_text_atomic
+from unlearnbench.files import write_text_atomic
 
 REQUIRED_KEYS = (
     "row_id",

@@ -15,9 +15,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from unlearnbench.reference_names import GAP_REFERENCE, ORIGINAL
 from unlearnbench.report import compare, noise
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.run.plan import GAP_REFERENCE, ORIGINAL
 
 MIN_SEEDS = 3
 """Train seeds a comparison needs before it can be called supported or not supported."""

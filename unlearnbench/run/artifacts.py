@@ -14,6 +14,7 @@ whose meta can be read is complete there too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -26,9 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unlearnbench.files import write_text_atomic as write_text_atomic  # moved; kept importable here
 from unlearnbench.hashing import canonical_json, sha256_json
 
 META = "meta.json"
+LOCKS = "locks"
+"""The folder of the store's per-node lock files (not a stage)."""
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,26 @@ class ArtifactStore:
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:24]
+
+    def lock(self, stage: str, key: str) -> contextlib.AbstractContextManager[None]:
+        """The node's cross-process lock, ``locks/<stage>-<key[:24]>.lock`` (see run/locks.py)."""
+        from unlearnbench.run.locks import local_lock, remote_lock
+
+        path, what = self.root / LOCKS / f"{stage}-{key[:24]}.lock", f"node {stage} {key[:12]}"
+        return local_lock(path, what) if self.fs is None else remote_lock(self.fs, str(path), what)
+
+    def obtain(
+        self, stage: str, key: str, compute: Callable[[], Artifact], fresh: bool = False
+    ) -> tuple[Artifact, bool]:
+        """The stored node and True, or ``compute()`` (which stores it) and False. The computation
+        runs under the node's lock; a process that waited for another's finds the node and reuses
+        it. ``fresh`` computes it again even when stored."""
+        found = None if fresh else self.get(stage, key)
+        if found is not None:
+            return found, True
+        with self.lock(stage, key):
+            found = None if fresh else self.get(stage, key)
+            return (found, True) if found is not None else (compute(), False)
 
     def get(self, stage: str, key: str) -> Artifact | None:
         """The finished artifact, or None when it was never completed."""
@@ -184,18 +208,3 @@ def file_sha256(path: Path) -> str:
 def payload_files(folder: Path) -> dict[str, dict[str, Any]]:
     """The sha256 and size of every file in a freshly written artifact folder."""
     return {f.name: {"sha256": file_sha256(f), "size": f.stat().st_size} for f in sorted(folder.iterdir())}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (a reader sees the old or the new file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

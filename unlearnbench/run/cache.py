@@ -16,7 +16,7 @@ from pathlib import Path
 
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.report.results import read_records
-from unlearnbench.run.artifacts import META
+from unlearnbench.run.artifacts import LOCKS, META
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def scan(root: Path, referenced: set[str] | None, min_age_s: float = 3600.0) -> 
     if not root.is_dir():
         raise InvalidValueError(f"{root} is not an artifact store folder (run `unlearnbench run` first)")
     now, out = time.time(), []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != LOCKS):
         nodes, temp, quarantined = [], [], []
         for item in sorted(folder.iterdir()):
             if item.name.startswith("."):

@@ -20,14 +20,15 @@ from torch import nn
 
 from unlearnbench.config.protocol import Protocol
 from unlearnbench.config.typed_config import to_dict
+from unlearnbench.data.fingerprint import splits_sha256
 from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
+from unlearnbench.files import write_text_atomic
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
-from unlearnbench.run.artifacts import write_text_atomic
 from unlearnbench.run.external import (
     ModelFactory,
     call_factory,
@@ -96,6 +97,8 @@ class RunContext:
             check_sparsity(sparsity)
         splits = self.dataset_plugin.load(settings.data_root, download=settings.download)  # type: ignore[attr-defined]
         log.info("dataset %s: copy %s read from %s", p.data.dataset, splits.copy, splits.location)
+        self.data_sha256 = splits_sha256(splits)
+        """The copy's content fingerprint in storage order (computed once per context)."""
         prepared = prepare(splits, p.data.holdout_fraction, p.data.split_seed, p.data.limit)
         bf16 = {"auto": None, "bf16": True, "fp32": False}[settings.precision]
         self.engine = Engine(
@@ -181,6 +184,7 @@ class RunContext:
                 "params": to_dict(self.dataset_plugin.params),
             },
             "copy": d.dataset.copy,
+            "content": self.data_sha256,
             "holdout_fraction": self.protocol.data.holdout_fraction,
             "split_seed": self.protocol.data.split_seed,
             "limit": self.protocol.data.limit,

@@ -14,8 +14,6 @@ from unlearnbench.run.pools import POOL_PREFIX, PoolOutputs
 from unlearnbench.training.engine import Engine
 from unlearnbench.training.masks import Mask
 
-SPLITS = ("forget", "retain", "test", "forget_test")
-
 
 @dataclass(frozen=True)
 class Reference:

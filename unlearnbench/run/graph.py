@@ -3,36 +3,14 @@ the graph (topological order, dependents)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import inspect
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from unlearnbench.config.typed_config import to_dict
+from unlearnbench.run.sources import source_sha256
 
-
-@functools.lru_cache(maxsize=512)
-def _file_sha256(path: str, mtime_ns: int) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
-def source_sha256(cls: type) -> str | None:
-    """sha256 of the file of the module that defines ``cls`` (None when it has no source file):
-    editing a component's module changes its identity even without a version bump."""
-    try:
-        path = inspect.getsourcefile(cls)
-    except (TypeError, OSError):
-        return None
-    if path is None:
-        return None
-    try:
-        return _file_sha256(path, os.stat(path).st_mtime_ns)
-    except OSError:
-        return None
+__all__ = ["ComponentInfo", "Graph", "Node", "PlanInputs", "Row", "RowPlan", "source_sha256"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +28,7 @@ class ComponentInfo:
     gap: bool = False
     structured: bool = False
     source: str | None = None
-    """sha256 of the component's source module (see :func:`source_sha256`)."""
+    """sha256 of the component's module and the project modules it imports (:func:`source_sha256`)."""
 
     def ident(self) -> dict[str, Any]:
         """What identifies the component in cache keys: name, version, params, source hash."""

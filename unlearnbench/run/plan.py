@@ -32,6 +32,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from unlearnbench.config.typed_config import to_dict
+from unlearnbench.reference_names import GAP_REFERENCE, GOLD, ORIGINAL
 from unlearnbench.run.artifacts import artifact_key
 from unlearnbench.run.external_plan import external_node, joins
 from unlearnbench.run.graph import ComponentInfo, Graph, Node, PlanInputs, Row, RowPlan
@@ -41,14 +42,6 @@ from unlearnbench.seeds import eval_seeds, unlearn_seed
 if TYPE_CHECKING:
     from unlearnbench.config.protocol import Protocol
 
-ORIGINAL = "original"
-"""The reference row: the trained (and pruned) model before unlearning."""
-GAP_REFERENCE = "retrain"
-"""The reference the leaderboard's Gap column compares with."""
-GOLD = "gold"
-"""The gold reference of un-pruning: the original's procedure run on the retain set."""
-UNPRUNE_GAP_REFERENCE = GOLD
-"""The reference un-prune rows' Gap-gold column compares with (beside Gap, to retrain)."""
 GOLD_BASELINE_SEED = 10_000
 """``gold_seed`` (the seed baseline) is gold at this seed for every row: one gold's cost."""
 TRAINING_STAGES = ("original", "retain-dense")

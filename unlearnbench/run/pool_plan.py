@@ -24,19 +24,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from unlearnbench.config.typed_config import to_dict
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
-from unlearnbench.run.graph import ComponentInfo, Graph, Row
+from unlearnbench.run.graph import ComponentInfo, Graph, PlanInputs, Row
 
 if TYPE_CHECKING:
-    from unlearnbench.config.protocol import Protocol
-    from unlearnbench.run.plan import Planner
+    from unlearnbench.config.protocol import Protocol as RunProtocol
+
+
+class PoolPlanner(Protocol):
+    """What pool planning uses of :class:`unlearnbench.run.plan.Planner` (declared here, so that
+    ``plan.py`` imports this module and not the other way round)."""
+
+    protocol: RunProtocol
+    inputs: PlanInputs
+
+    def node(self, stage: str, component: ComponentInfo, inputs: dict[str, Any], **fields: Any) -> str: ...
+
+    def reference_unlearner(self, reference: str) -> str: ...
+
+    def model(self, row: Row) -> str: ...
+
 
 POOL_KINDS: tuple[str, ...] = ("retrain", "unlearned", "shadow")
 POOL_PREFIX = "pool:"
-POOL_STAGES = ("pool", "pool-shadow")
 POOL_SPLITS: dict[str, tuple[str, ...]] = {
     "retrain": ("forget", "retain", "test", "forget_test"),
     "unlearned": ("forget", "retain", "test", "forget_test"),
@@ -56,7 +69,7 @@ def pool_needs(needs: Sequence[str]) -> tuple[str, ...]:
     return kinds
 
 
-def pool_seeds(protocol: Protocol, kind: str) -> tuple[int, ...]:
+def pool_seeds(protocol: RunProtocol, kind: str) -> tuple[int, ...]:
     """The member seeds of pool ``kind``: ``seed_base + i``; shadow seeds follow the others."""
     p = protocol.pools
     if kind == "shadow":
@@ -64,7 +77,7 @@ def pool_seeds(protocol: Protocol, kind: str) -> tuple[int, ...]:
     return tuple(p.seed_base + i for i in range(p.size))
 
 
-def _shadow_member(planner: Planner, index: int, seed: int) -> str:
+def _shadow_member(planner: PoolPlanner, index: int, seed: int) -> str:
     p, model = planner.protocol, planner.inputs.component("model", planner.protocol.model.name)
     recipe = p.pool_recipe or p.recipe
     sizes = planner.inputs.data_id["sizes"]
@@ -82,13 +95,13 @@ def _shadow_member(planner: Planner, index: int, seed: int) -> str:
     return planner.node("pool-shadow", model, inputs, cost=cost, seed=seed)
 
 
-def _membership(protocol: Protocol) -> dict[str, Any]:
+def _membership(protocol: RunProtocol) -> dict[str, Any]:
     """What fixes the shadow pool's membership matrix (``run.pools.shadow_membership``)."""
     p = protocol.pools
     return {"size": p.shadow_size or p.size, "seed": p.seed_base, "fraction": p.shadow_fraction}
 
 
-def members(planner: Planner, row: Row, kind: str) -> list[str]:
+def members(planner: PoolPlanner, row: Row, kind: str) -> list[str]:
     """The keys of the member nodes of ``row``'s pool ``kind``: the unlearned pool is the row's
     own model at each pool seed (:meth:`Planner.model`: the pruned originals for the ``original``
     row, the reference at each seed for a reference row such as ``gold``)."""
@@ -107,7 +120,7 @@ def members(planner: Planner, row: Row, kind: str) -> list[str]:
     return [planner.model(replace(row, seed=s, unlearn_seed=None)) for s in seeds]
 
 
-def pool_node(planner: Planner, row: Row, kind: str) -> str:
+def pool_node(planner: PoolPlanner, row: Row, kind: str) -> str:
     """The ``pool`` node of ``row``'s pool ``kind``: its members' outputs on the row's splits."""
     keys = members(planner, row, kind)
     inputs: dict[str, Any] = {

@@ -20,7 +20,6 @@ from torch import nn
 
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
-from unlearnbench.registry.components import Unlearner, UnlearnTask
 from unlearnbench.run.pool_plan import POOL_KINDS, POOL_PREFIX, pool_needs
 from unlearnbench.training.engine import Engine, TrainRecipe
 from unlearnbench.training.masks import Mask
@@ -38,7 +37,6 @@ __all__ = [
     "shadow_membership",
     "train_member",
     "train_shadow_member",
-    "unlearn_member",
 ]
 
 
@@ -155,15 +153,6 @@ def train_member(
     unlearned pool (``data`` = training pool)."""
     model = engine.prepare(new_model(seed))
     engine.fit(model, data, recipe, seed=seed, mask=mask, description=f"pool model (seed {seed})")
-    return model
-
-
-def unlearn_member(original: nn.Module, unlearner: Unlearner, task: UnlearnTask) -> nn.Module:
-    """An unlearned-pool member: ``unlearner`` run on ``original`` (trained from ``task.seed``),
-    with ``task.mask`` re-applied so pruned weights stay exactly zero."""
-    model = unlearner.unlearn(original, task)
-    if task.mask is not None:
-        task.mask.apply_(model)
     return model
 
 

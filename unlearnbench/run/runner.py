@@ -120,14 +120,14 @@ def run_node(
     parents: Mapping[str, Artifact | Pending],
     fresh: bool = False,
 ) -> NodeOutcome:
-    """Read the node from the store (unless ``fresh``) or compute it; a raised error becomes a
-    failed outcome (a guard's names its culprit and needs no traceback)."""
+    """Read the node from the store (unless ``fresh``) or compute it under the node's lock (a
+    process that waited for another's computation reuses it); a raised error becomes a failed
+    outcome (a guard's names its culprit and needs no traceback)."""
     try:
-        artifact = None if fresh else store.get(node.stage, node.key)
-        reused = artifact is not None
-        if artifact is None:
-            lazy = LazyParents({r: p if isinstance(p, Pending) else Pending(p) for r, p in parents.items()})
-            artifact = materialise(ctx, store, node, lazy)
+        lazy = LazyParents({r: p if isinstance(p, Pending) else Pending(p) for r, p in parents.items()})
+        artifact, reused = store.obtain(
+            node.stage, node.key, lambda: materialise(ctx, store, node, lazy), fresh
+        )
     except GuardError as exc:
         log.error("%s", exc)
         return NodeOutcome(node.key, node.stage, node.component, str(exc))

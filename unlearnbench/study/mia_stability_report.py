@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.run.artifacts import write_text_atomic
+from unlearnbench.files import write_text_atomic
 from unlearnbench.study.mia_stability import LABELS, METRICS, StudyResult, summary
 
 PLOT_NAMES = ("mia-stability.png", "mia-stability.svg")
