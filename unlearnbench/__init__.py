@@ -4,7 +4,7 @@ The names below are loaded on first use (PEP 562), so torch-free modules such as
 (``unlearnbench.run.plan``) import without torch. The Python API: ``unlearnbench.run(...)`` (the
 ``unlearnbench.run`` package is callable), ``unlearnbench.evaluate(model, ...)``,
 ``unlearnbench.unlearning_task(...)``, ``Results`` and ``function_unlearner`` (see
-``unlearnbench.python_api``).
+``unlearnbench.run.python_api``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ __all__ = [*sorted(_LAZY), "__version__", "run"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "run":  # the callable package (unlearnbench.python_api.run)
+    if name == "run":  # the callable package (unlearnbench.run.python_api.run)
         return importlib.import_module("unlearnbench.run")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

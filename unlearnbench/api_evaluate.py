@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from unlearnbench.api_results import Results
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.python_api import (
+from unlearnbench.run.python_api import (
     DEFAULT_PROTOCOL,
     Prepared,
     Unlearners,

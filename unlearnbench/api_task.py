@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from unlearnbench.api_evaluate import _evaluate_options, _one_row
 from unlearnbench.errors import InvalidValueError
-from unlearnbench.python_api import DEFAULT_PROTOCOL
+from unlearnbench.run.python_api import DEFAULT_PROTOCOL
 
 if TYPE_CHECKING:
     from torch import nn

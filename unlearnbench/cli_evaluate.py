@@ -35,7 +35,7 @@ def evaluate_command(model_file: Path, name: str | None, model_factory: str | No
     from unlearnbench.api_evaluate import prepare_evaluate
     from unlearnbench.cli_common import RichProgress, console, err_console, fail, registry_roles, run_log
     from unlearnbench.cli_show import print_results
-    from unlearnbench.python_api import execute
+    from unlearnbench.run.python_api import execute
 
     started = time.perf_counter()
     out: Path = options["out"]
@@ -95,10 +95,10 @@ def export_command(
     out: Path, to: Path, artifact_root: Path | None, push_to: str | None, dry_run: bool
 ) -> None:
     """Export the originals and references of the run in OUT (weights, mask, model card) to --to."""
-    from unlearnbench.checkpoints import export_run, push_plan, push_to_hub
     from unlearnbench.cli_common import console, fail
     from unlearnbench.errors import InvalidValueError
     from unlearnbench.report.results import read_records
+    from unlearnbench.run.checkpoints import export_run, push_plan, push_to_hub
 
     try:
         if to.exists() and not to.is_dir():

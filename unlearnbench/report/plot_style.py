@@ -14,8 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.colors import to_hex
 
+from unlearnbench.reference_names import ORIGINAL
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.run.plan import ORIGINAL
+from unlearnbench.report.stats import mean_interval
 
 COLORS = (
     *(to_hex(c) for c in matplotlib.colormaps["tab10"].colors),
@@ -58,14 +59,9 @@ def method_styles(methods: Sequence[str]) -> dict[str, Style]:
 
 
 def interval(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of the 95% t-interval of the mean (0 for fewer than two values)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    from scipy.stats import t
-
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return mean, float(t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
+    """Mean and the half-width of the 95% t-interval of the mean (0 for fewer than two values):
+    :func:`stats.mean_interval`, the tables' interval."""
+    return mean_interval(list(values))
 
 
 def _target(target: float) -> str:

@@ -33,6 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from unlearnbench.reference_names import UNPRUNE_GAP_REFERENCE
 from unlearnbench.report.plot_style import (
     INTERVAL_NOTE,
     LEGEND_WIDTH,
@@ -51,7 +52,6 @@ from unlearnbench.report.plot_style import (
 )
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.stats import approximate, iou_metric, load, seed_gaps
-from unlearnbench.run.plan import UNPRUNE_GAP_REFERENCE
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from markdown_it import MarkdownIt
 
 from unlearnbench.errors import InvalidValueError
+from unlearnbench.files import write_text_atomic
 from unlearnbench.report.claims import render_claims
 from unlearnbench.report.leaderboard import tables
 from unlearnbench.report.plots import PLOTS
@@ -34,7 +35,6 @@ from unlearnbench.report.publish import README, RESULTS, methods_section, read_d
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.site_html import escape, html_table, page_html
 from unlearnbench.report.table import Table
-from unlearnbench.run.artifacts import write_text_atomic
 
 logger = logging.getLogger(__name__)
 

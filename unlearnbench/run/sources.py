@@ -133,7 +133,7 @@ def class_modules(cls: type) -> tuple[tuple[str, Path], ...]:
     """:func:`source_modules` of the modules defining ``cls`` and its project or own-package bases."""
     own = cls.__module__.split(".")[0]
     found: dict[str, Path] = {}
-    for base in cls.__mro__:
+    for base in getattr(cls, "__mro__", (cls,)):  # a function (a function unlearner) has no bases
         top = base.__module__.split(".")[0]
         if base is cls or top == own or top in project_packages():
             found.update(source_modules(base.__module__))

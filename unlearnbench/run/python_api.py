@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from unlearnbench.run.context import RunSettings
     from unlearnbench.run.external import ExternalModel, ModelFactory
 
-__all__ = ["Results", "evaluate", "records_frame", "run", "unlearning_task"]
+__all__ = ["Results", "records_frame", "run"]
 
 DEFAULT_PROTOCOL = "digits-quickstart"
 Unlearners = Sequence[str] | Mapping[str, Callable[..., Any] | None]
@@ -115,9 +115,9 @@ def prepare(
 ) -> Prepared:
     """Resolve ``options`` (the CLI's) into what :func:`execute` runs; ``functions`` become
     registered unlearners (see :mod:`unlearnbench.run.functions`)."""
-    from unlearnbench.cli_options import load_run
     from unlearnbench.registry.catalog import Registry
     from unlearnbench.registry.host import create_host
+    from unlearnbench.run.request import load_run
 
     plugins = []
     if functions:
@@ -218,17 +218,3 @@ def run(
     )
     prepared = prepare(options, functions=functions, forget=_as_list(forget))
     return execute(prepared, rerun=rerun, force=force)
-
-
-def evaluate(*args: Any, **kwargs: Any) -> Results:
-    """:func:`unlearnbench.api_evaluate.evaluate` (score a model produced elsewhere)."""
-    from unlearnbench.api_evaluate import evaluate as evaluate_model
-
-    return evaluate_model(*args, **kwargs)
-
-
-def unlearning_task(*args: Any, **kwargs: Any) -> Any:
-    """:func:`unlearnbench.api_task.unlearning_task` (a row's starting point)."""
-    from unlearnbench.api_task import unlearning_task as task
-
-    return task(*args, **kwargs)
