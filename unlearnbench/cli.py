@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,7 +23,7 @@ from unlearnbench.cli_show import print_results, show_command
 from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
-from unlearnbench.errors import InvalidValueError, UnlearnbenchError
+from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
 from unlearnbench.report.leaderboard import Roles, render
@@ -51,7 +52,7 @@ class RichProgress:
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
@@ -123,6 +124,17 @@ def run(**options: Any) -> None:
             log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, str(exc), None, None))
         fail(str(exc))
         return
+    except KeyboardInterrupt:
+        message = (
+            f"interrupted (Ctrl-C) after {time.perf_counter() - started:.1f} s; finished nodes and rows are "
+            "kept, run the same command again to resume"
+        )
+        if log_file is not None:
+            log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, message, None, None))
+        err_console.print(
+            f"[bold red]interrupted:[/] {escape_markup(message)}", highlight=False, soft_wrap=True
+        )
+        sys.exit(130)
     finally:
         if log_file is not None:
             logging.getLogger().removeHandler(log_file)
@@ -211,6 +223,14 @@ def registry_roles(registry: Registry) -> Roles:
     return Roles(references, gap)  # type: ignore[arg-type]
 
 
+def record_roles(records: list[dict[str, Any]]) -> Roles:
+    """:func:`registry_roles` for records written before they named their roles (schema 1); the
+    plugins are imported only then, so reading newer records never waits on a plugin."""
+    if all(r.get("schema_version", 1) >= 2 for r in records):
+        return Roles()
+    return registry_roles(make_registry())
+
+
 @cli.command()
 def plugins() -> None:
     """List every plugin: name, distribution, version, components, load error."""
@@ -265,22 +285,25 @@ def protocols() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the markdown here.")
 def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     """Render markdown leaderboard tables from RESULTS files (results.jsonl)."""
+    from unlearnbench.run.outdir import check_output_file
+
     try:
         records = read_many(results)
-        if output is not None and output.is_dir():
-            raise InvalidValueError(
-                f"-o {output} is a directory; give a file name such as {output / 'README.md'}"
-            )
+        if output is not None:
+            check_output_file(output)
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
-    text = render(records, registry_roles(make_registry()))
+    text = render(records, record_roles(records))
     if output is None:  # raw: redirected output is byte-identical to -o
         click.echo(text, nl=False)
     else:
         from unlearnbench.run.artifacts import write_text_atomic
 
-        write_text_atomic(output, text)
+        try:
+            write_text_atomic(output, text)
+        except OSError as exc:
+            fail(f"-o {output}: cannot write: {exc.strerror or exc}")
         console.print(f"wrote {output}", highlight=False)
 
 

@@ -132,7 +132,7 @@ def print_results(console: Console, records: list[dict[str, Any]], roles: Roles 
 @click.argument("out", type=click.Path(path_type=Path), default=Path("unlearnbench-out"))
 def show_command(out: Path) -> None:
     """Print the results table of a finished run from OUT/results.jsonl."""
-    from unlearnbench.cli import make_registry, registry_roles
+    from unlearnbench.cli import record_roles
 
     path = out / "results.jsonl" if out.is_dir() or not out.suffix else out
     try:
@@ -143,6 +143,6 @@ def show_command(out: Path) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     console = Console()
-    print_results(console, records, registry_roles(make_registry()))
+    print_results(console, records, record_roles(records))
     ok = sum(r["status"] == "ok" for r in records)
     console.print(f"{len(records)} rows ({len(records) - ok} failed) · {path}", highlight=False)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from unlearnbench.report.leaderboard import escape
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.stats import RULE, Verdict, approximate, fmt, iou_metric, load, paired, seed_gaps
 
@@ -72,7 +73,7 @@ def sparsity_shrinks_gap(records: Sequence[ResultRecord]) -> list[Check]:
                 kind = same[0].forget_kind
                 checks.append(
                     Check(
-                        f"`{key[1]}` · {key[2]} @ {target:g} · {unlearner}",
+                        f"`{escape(key[1])}` · {escape(key[2])} @ {target:g} · {escape(unlearner)}",
                         fmt(_values(dense)),
                         fmt(_values(sparse)),
                         paired(dense, sparse),
@@ -102,7 +103,7 @@ def l1_sparse_beats_ft(records: Sequence[ResultRecord]) -> list[Check]:
             )
             checks.append(
                 Check(
-                    f"`{key[1]}` · dense · {metric}{relative}",
+                    f"`{escape(key[1])}` · dense · {metric}{relative}",
                     fmt(_values(l1)),
                     fmt(_values(ft)),
                     verdict,
@@ -125,7 +126,10 @@ def unpruning_beats_control(records: Sequence[ResultRecord]) -> tuple[str | None
         control = _by_seed([r for r in same if r.unpruner == CONTROL], metric)
         for unpruner in sorted({r.unpruner for r in same} - {CONTROL}):  # type: ignore[type-var]
             ours = _by_seed([r for r in same if r.unpruner == unpruner], metric)
-            where = f"`{key[0]}` · {key[1]} @ {key[2]:g} · {key[3]} · {unpruner} vs control"
+            where = (
+                f"`{escape(key[0])}` · {escape(key[1])} @ {key[2]:g} · {escape(key[3])} · "
+                f"{escape(unpruner)} vs control"
+            )
             checks.append(
                 Check(where, fmt(_values(ours), 3), fmt(_values(control), 3), paired(ours, control), digits=3)
             )

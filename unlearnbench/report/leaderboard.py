@@ -53,6 +53,17 @@ def _gap_metrics(record: ResultRecord, roles: Roles) -> tuple[str, ...]:
     return tuple(n for n in record.metric_names if n in roles.gap_metrics)
 
 
+_CELL_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "`": "&#96;", "\n": " ", "\r": " "}
+)
+
+
+def escape(value: Any) -> str:
+    """``value`` as text that stays one markdown table cell and no HTML: ``&``, ``<``, ``>``, ``|``
+    and backticks become entities, line breaks spaces."""
+    return str(value).translate(_CELL_ESCAPES)
+
+
 def _fmt(values: Sequence[float], digits: int) -> str:
     clean = [v for v in values if v is not None and not math.isnan(v)]
     if not clean:
@@ -63,8 +74,8 @@ def _fmt(values: Sequence[float], digits: int) -> str:
 
 
 def _header(name: str, info: dict[str, Any]) -> str:
-    label = info.get("label", name)
-    unit = info.get("unit", "")
+    label = escape(info.get("label", name))
+    unit = escape(info.get("unit", ""))
     return f"{label} ({unit})" if unit and unit != "%" else label
 
 
@@ -76,9 +87,11 @@ def _mean(values: Iterable[Any]) -> float | None:
 def _gap(sub: pd.DataFrame, reference: pd.DataFrame) -> float | None:
     """Mean over the gap metrics of |mean over ``sub``'s seeds - mean over ``reference``'s seeds|
     (as the paper computes it from its mean columns; not the mean of per-seed gaps); None unless
-    every gap metric has a mean on both sides."""
-    names = sub.iloc[0].gap_metrics
-    if reference.empty or not names:
+    every gap metric the reference has a mean for has one in ``sub`` too. A gap metric missing on
+    the reference (failed, non-finite) is left out of every row's Gap rather than blanking them all
+    (the caption names it, :func:`_gap_names`)."""
+    names = _gap_names(sub.iloc[0].gap_metrics, reference)
+    if not names:
         return None
     gaps = []
     for name in names:
@@ -88,6 +101,13 @@ def _gap(sub: pd.DataFrame, reference: pd.DataFrame) -> float | None:
             return None
         gaps.append(abs(ours - ref))
     return sum(gaps) / len(gaps)
+
+
+def _gap_names(names: Sequence[str], reference: pd.DataFrame) -> tuple[str, ...]:
+    """The gap metrics that the ``reference`` rows have a mean for."""
+    if reference.empty:
+        return ()
+    return tuple(n for n in names if _mean(m.get(n) for m in reference.metrics) is not None)
 
 
 def _frame(records: Iterable[dict[str, Any]], roles: Roles) -> pd.DataFrame:
@@ -105,7 +125,7 @@ def row_gaps(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> d
     if frame.empty:
         return {}
     ok = frame[frame.status == "ok"]
-    same = ["protocol_hash", "seed", "pruner", "sparsity_target", "forget_set"]
+    same = ["protocol_hash", "data_copy", "seed", "pruner", "sparsity_target", "forget_set"]
     gaps: dict[str, float | None] = {}
     for index, row in ok.iterrows():
         reference = ok[(ok.reference_role == GAP_REFERENCE) & (ok[same] == row[same]).all(axis=1)]
@@ -121,7 +141,15 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
     failed = frame[frame.status != "ok"]
     ok = frame[frame.status == "ok"].copy()
     parts = []
-    group_keys = ["protocol", "protocol_version", "protocol_hash", "forget_set", "pruner", "sparsity_target"]
+    group_keys = [
+        "protocol",
+        "protocol_version",
+        "protocol_hash",
+        "data_copy",
+        "forget_set",
+        "pruner",
+        "sparsity_target",
+    ]
     if not ok.empty:
         ok["unpruner"] = ok["unpruner"].fillna("") if "unpruner" in ok else ""
         for key, group in ok.groupby(group_keys, sort=True):
@@ -130,9 +158,11 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
         lines = ["### Failed rows", ""]
         for row in failed.itertuples():
             unpruner = row.unpruner if isinstance(row.unpruner, str) else None
+            method = row.unlearner + method_label("", row.unprune, unpruner)
             lines.append(
-                f"- {row.protocol} / {row.forget_set} / {row.pruner}@{row.sparsity_target} / {row.unlearner}"
-                f"{method_label('', row.unprune, unpruner)} / seed {row.seed}: {row.error}"
+                f"- {escape(row.protocol)} / {escape(row.forget_set)} / "
+                f"{escape(row.pruner)}@{row.sparsity_target} / {escape(method)} / seed {row.seed}: "
+                f"{escape(row.error)}"
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
@@ -160,7 +190,7 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
     for (unlearner, unprune, unpruner), sub in group.groupby(
         ["unlearner", "unprune", "unpruner"], sort=False
     ):
-        method = method_label(unlearner, unprune, unpruner or None)
+        method = escape(method_label(unlearner, unprune, unpruner or None))
         moved: dict[str, int] = {}
         for found in sub.mask_violations:
             for stage, count in (found or {}).items():
@@ -183,24 +213,29 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
             cells["Gap-gold"] = "-" if gap_gold is None else f"{gap_gold:.2f}"
         cells["Seeds"] = sub.seed.nunique()
         if mixed:
-            cells["RTE device"] = "; ".join(sorted(set(sub.device)))
+            cells["RTE device"] = escape("; ".join(sorted(set(sub.device))))
         rank = 0 if unlearner in original else 1 if unlearner in references else 2
         order = (rank, unlearner, unprune, unpruner)
         table_rows.append((order, cells))
     table_rows.sort(key=lambda item: item[0])
     table = pd.DataFrame([cells for _, cells in table_rows])
     first = group.iloc[0]
-    devices = ", ".join(sorted(set(group.device)))
-    commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
+    used = _gap_names(first.gap_metrics, gap_reference)
+    left_out = [n for n in first.gap_metrics if n not in used]
+    devices = escape(", ".join(sorted(set(group.device))))
+    commits = escape(", ".join(sorted({str(c)[:12] for c in group.git})))
     title = (
-        f"### {key['protocol']} v{key['protocol_version']} · forget `{key['forget_set']}` "
-        f"({first.forget_kind}, {first.forget_size} examples) · {key['pruner']} @ {key['sparsity_target']}"
+        f"### {escape(key['protocol'])} v{key['protocol_version']} · forget `{escape(key['forget_set'])}` "
+        f"({escape(first.forget_kind)}, {first.forget_size} examples) · {escape(key['pruner'])} @ "
+        f"{key['sparsity_target']}"
     )
     caption = (
-        f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
-        f"model {first.model} · device {devices} · commit {commits} · "
-        f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± std over seeds; Gap = mean over "
-        f"{', '.join(_labels(first.gap_metrics, info))} of |seed mean - retrain's seed mean|"
+        f"Protocol hash `{escape(key['protocol_hash'][:12])}` · dataset {escape(first.dataset)} "
+        f"(copy `{escape(first.data_copy)}`) · model {escape(first.model)} · device {devices} · "
+        f"commit {commits} · "
+        f"forget-set sha256 `{escape(first.forget_sha256[:12])}`. Mean ± std over seeds; Gap = mean over "
+        f"{', '.join(_labels(used or first.gap_metrics, info))} of |seed mean - retrain's seed mean|"
+        + (f" ({', '.join(_labels(left_out, info))}: no value on retrain)" if used and left_out else "")
         + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
         + "; RTE in minutes on the device "
         + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")
@@ -210,4 +245,4 @@ def _render_group(key: dict[str, Any], group: pd.DataFrame) -> str:
 
 
 def _labels(names: Sequence[str], info: dict[str, Any]) -> list[str]:
-    return [info.get(n, {}).get("label", n) for n in names]
+    return [escape(info.get(n, {}).get("label", n)) for n in names]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.hashing import canonical_json, sha256_json
+from unlearnbench.paths import readable_mode
 
 META = "meta.json"
 
@@ -144,6 +145,7 @@ class ArtifactStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
         try:
+            readable_mode(tmp, folder=True)  # mkdtemp makes it 0700
             extra = write(tmp) or {}
             meta = {"stage": stage, "key": key, "inputs": inputs, "files": payload_files(tmp), **extra}
             (tmp / META).write_text(canonical_json(meta))
@@ -195,6 +197,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        readable_mode(tmp)  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from unlearnbench.data.forget import ForgetSet, draw_forget_set, retain_indices
 from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
+from unlearnbench.paths import inside
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
@@ -49,6 +50,8 @@ class RunSettings:
     artifact_root: str | None = None
     tuning: Mapping[str, Any] = field(default_factory=dict)
     """How unlearners' parameters were tuned (``unlearnbench tune``), copied into their records."""
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    """Seconds a node of a stage may run before it fails naming the component it was in (``--timeout``)."""
 
     @property
     def artifacts(self) -> str:
@@ -167,7 +170,7 @@ class RunContext:
         paths = []
         for forget in self.forget_sets.values():
             name = f"{self.protocol.name}-{forget.spec.name}-{forget.sha256[:12]}.json"
-            path = Path(self.settings.out) / "forget_sets" / name
+            path = inside(Path(self.settings.out) / "forget_sets", name)
             if not path.exists():
                 payload = {
                     "protocol": self.protocol.name,

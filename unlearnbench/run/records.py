@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from unlearnbench.config.typed_config import to_dict
@@ -22,9 +22,18 @@ ROW_ID_FIELDS = (
     "unlearner",
     "unprune",
     "seed",
+    "data_copy",
 )
 """The fields whose hash is a row's ``row_id``; an un-prune row adds ``unpruner``, so plain rows
-keep the ids they had before several un-pruners could share a run."""
+keep the ids they had before several un-pruners could share a run. ``data_copy`` joined the id
+later (rows of two copies of a dataset are two rows); records written before keep their stored
+id in the file and are re-keyed on reading (:func:`unlearnbench.report.results.current_row_id`)."""
+
+
+def row_id(head: Mapping[str, Any]) -> str:
+    """The ``row_id`` of a record's (or record head's) fields."""
+    id_fields = ROW_ID_FIELDS + (("unpruner",) if head.get("unprune") else ())
+    return artifact_key("row", {k: head[k] for k in id_fields})
 
 
 def build_record(
@@ -56,8 +65,7 @@ def build_record(
         "unpruner": unpruner,
         "seed": row.seed,
     }
-    id_fields = ROW_ID_FIELDS + (("unpruner",) if row.unprune else ())
-    head["row_id"] = artifact_key("row", {k: head[k] for k in id_fields})
+    head["row_id"] = row_id(head)
     components = _components(ctx, plan)
     common = dict(
         **head,
@@ -76,8 +84,9 @@ def build_record(
         node_keys=tuple(sorted(k[:24] for k in nodes)),
         **environment_info(ctx.engine.device),
     )
-    if error is not None:
-        return ResultRecord(**common, status="failed", error=error)
+    params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
+    if error is not None:  # a failed row still says what it ran with
+        return ResultRecord(**common, status="failed", error=error, params=params)
     found = store.get("evaluate", plan.evaluate)
     assert found is not None, plan.evaluate
     payload = found.meta["payload"]
@@ -97,7 +106,6 @@ def build_record(
     model_stage = next((s for s, k in plan.runtimes if k == plan.model), None)
     if model_stage in provenance:
         common["device"] = provenance[model_stage]["device"]
-    params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
     return ResultRecord(
         **common,
         status="ok",

@@ -9,8 +9,11 @@ and records each row as soon as its evaluate node is done.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
+from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import ResultsFile, device_name
@@ -43,6 +47,8 @@ class NodeOutcome:
     reused: bool = False
     seconds: float = 0.0
     path: str = ""
+    unreadable: str = ""
+    """The key of a parent artifact that matched its checksums but did not load (moved aside)."""
 
 
 class Emit(Protocol):
@@ -114,16 +120,77 @@ def run_node(
         reused = artifact is not None
         if artifact is None:
             lazy = LazyParents({r: p if isinstance(p, Pending) else Pending(p) for r, p in parents.items()})
-            artifact = materialise(ctx, store, node, lazy)
+            with time_limit(ctx.settings.timeouts.get(node.stage)):
+                artifact = materialise(ctx, store, node, lazy)
+    except NodeTimeout as exc:
+        error = (
+            f"{node.stage} ({node.component}) did not finish within {exc.seconds:g} s"
+            f"{culprit(exc)}; --timeout {node.stage}=SECONDS sets the limit"
+        )
+        log.error("%s", error)
+        return NodeOutcome(node.key, node.stage, node.component, error)
+    except UnreadableArtifact as exc:  # moved aside like a corrupt one, so the next run recomputes it
+        bad = exc.artifact
+        store._quarantine(bad.path, f"matches its checksums but does not load ({exc})")
+        error = (
+            f"{node.stage} ({node.component}): its parent {bad.stage} artifact {bad.key[:12]} does not "
+            f"load ({exc}); it was moved aside, run again to recompute it"
+        )
+        log.error("%s", error)
+        return NodeOutcome(node.key, node.stage, node.component, error, unreadable=bad.key)
     except GuardError as exc:
-        log.error("%s", exc)
         return NodeOutcome(node.key, node.stage, node.component, str(exc))
     except Exception as exc:
         error = f"{node.stage} ({node.component}) failed: {type(exc).__name__}: {exc}"
-        log.error("%s", error, exc_info=exc)
+        # without the output folder the runner stops with one message (no traceback per node)
+        log.error("%s", error, exc_info=exc if Path(ctx.settings.out).is_dir() else None)
         return NodeOutcome(node.key, node.stage, node.component, error)
     seconds = float(artifact.meta["runtime_s"])
     return NodeOutcome(node.key, node.stage, node.component, None, reused, seconds, str(artifact.path))
+
+
+class NodeTimeout(BaseException):
+    """Raised in a node that ran past its stage's ``--timeout`` (a BaseException, so that a
+    stage's ``except Exception`` around one metric does not swallow it)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"ran past {seconds:g} s")
+        self.seconds = seconds
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`NodeTimeout` in the block once it has run ``seconds`` (SIGALRM; only in the
+    main thread of a POSIX process, elsewhere and for None the block runs unlimited)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not seconds or not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise NodeTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def culprit(exc: BaseException) -> str:
+    """`` in <kind> <name>``: the innermost component method the traceback passes through."""
+    from unlearnbench.registry.components import Component
+
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Component):
+            found = f" (stopped in {owner.kind} {owner.name!r}, {tb.tb_frame.f_code.co_name})"
+        tb = tb.tb_next
+    return found
 
 
 class Pending:
@@ -135,8 +202,20 @@ class Pending:
 
     def get(self) -> Output:
         if self.value is None:
-            self.value = read_output(self.artifact)
+            try:
+                self.value = read_output(self.artifact)
+            except Exception as exc:  # its checksums matched, yet it does not load
+                raise UnreadableArtifact(self.artifact, exc) from exc
         return self.value
+
+
+class UnreadableArtifact(Exception):
+    """A stored artifact whose files match their sha256 but do not load (e.g. written by a
+    torch that this one cannot read)."""
+
+    def __init__(self, artifact: Artifact, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.artifact = artifact
 
 
 class LazyParents(dict):  # type: ignore[type-arg]
@@ -171,6 +250,11 @@ class LocalExecutor:
             else:
                 parents = {r: ready[k] for r, k in node.parents}
                 outcome = run_node(self.ctx, self.store, node, parents, node.key in self.fresh)
+                again = self._recompute(graph, outcome.unreadable) if outcome.unreadable else None
+                if again is not None:
+                    ready[outcome.unreadable] = Pending(again)
+                    parents = {r: ready[k] for r, k in node.parents}
+                    outcome = run_node(self.ctx, self.store, node, parents, node.key in self.fresh)
             if outcome.error is not None:
                 errors[node.key] = outcome.error
             else:
@@ -182,6 +266,24 @@ class LocalExecutor:
                 if waiting[parent] == 0:
                     ready.pop(parent, None)
             yield outcome
+
+    def _recompute(self, graph: Graph, key: str) -> Artifact | None:
+        """Compute node ``key`` again (its artifact was moved aside) from its parents in the
+        store; its new artifact, or None when that fails."""
+        node = graph.nodes.get(key)
+        if node is None:
+            return None
+        found = {r: self.store.get(graph.nodes[k].stage, k) for r, k in node.parents if k in graph.nodes}
+        parents = {r: Pending(a) for r, a in found.items() if a is not None}
+        if len(parents) != len(node.parents):
+            return None
+        outcome = run_node(self.ctx, self.store, node, parents, fresh=True)
+        if outcome.error is not None:
+            return None
+        log.info(
+            "node %s (%s) %s recomputed: its artifact did not load", node.stage, node.component, key[:12]
+        )
+        return self.store.get(node.stage, key)
 
 
 class Runner:
@@ -202,7 +304,13 @@ class Runner:
         for i, plan in enumerate(self.graph.rows):
             rows_of.setdefault(plan.evaluate, []).append(i)
         total = len(self.graph.nodes)
+        out = self.results.path.parent
         for done, outcome in enumerate(executor.execute(self.graph), 1):
+            if not out.is_dir():
+                raise InvalidValueError(
+                    f"--out {out} was removed during the run (after {done - 1} of {total} nodes); "
+                    "nothing more is recorded, run again to recompute what was lost"
+                )
             how = "reused" if outcome.reused else f"computed in {outcome.seconds:.1f} s"
             log.info(
                 "node %d/%d %s (%s) %s %s",
