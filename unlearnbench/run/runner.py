@@ -286,6 +286,19 @@ class LocalExecutor:
         return self.store.get(node.stage, key)
 
 
+def _identity(folder: Path) -> tuple[int, int, frozenset[str]] | None:
+    """The folder's device, inode and entries that are not stage outputs (what a removed and
+    recreated folder lacks: ``forget_sets/``, ``run.log``, ...); None when it is gone."""
+    try:
+        stat = folder.stat()
+        names = frozenset(
+            p.name for p in folder.iterdir() if p.name != "artifacts" and not p.name.startswith(".")
+        )
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, names
+
+
 class Runner:
     """Drives an executor over a graph: stage events once per node, a record per row."""
 
@@ -305,8 +318,11 @@ class Runner:
             rows_of.setdefault(plan.evaluate, []).append(i)
         total = len(self.graph.nodes)
         out = self.results.path.parent
+        present = _identity(out)
         for done, outcome in enumerate(executor.execute(self.graph), 1):
-            if not out.is_dir():
+            now = _identity(out)
+            if present is not None and (now is None or now[:2] != present[:2] or not present[2] <= now[2]):
+                # gone, or recreated (the store makes its folders again) without what it held
                 raise InvalidValueError(
                     f"--out {out} was removed during the run (after {done - 1} of {total} nodes); "
                     "nothing more is recorded, run again to recompute what was lost"
