@@ -79,6 +79,17 @@ def check_artifact_store(root: str, *, writes: bool = True) -> str:
                     f"--artifacts {root} is not writable: {type(exc).__name__}: {exc}"
                 ) from None
         return root
-    if writes:
-        check_output_dir(Path(root.removeprefix("file://")), "--artifacts")
+    if writes:  # probe the folder, or the nearest folder above it that exists (creating nothing)
+        folder = Path(root.removeprefix("file://"))
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InvalidValueError(f"--artifacts {root}: {folder} is a file, not a directory")
+        try:
+            probe = folder / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as exc:
+            where = "" if folder == Path(root.removeprefix("file://")) else f" ({folder} is not)"
+            raise InvalidValueError(f"--artifacts {root} is not writable{where}: {exc.strerror}") from None
     return root

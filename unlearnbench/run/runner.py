@@ -9,11 +9,8 @@ and records each row as soon as its evaluate node is done.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
-import signal
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import ResultsFile, device_name
 from unlearnbench.run.artifacts import Artifact, ArtifactStore
 from unlearnbench.run.context import RunContext
+from unlearnbench.run.faults import NodeTimeout, culprit, folder_identity, time_limit
 from unlearnbench.run.plan import Graph, Node
 from unlearnbench.run.records import build_record
 from unlearnbench.run.stages import STAGES, GuardError, ModelArtifact, Output
@@ -149,50 +147,6 @@ def run_node(
     return NodeOutcome(node.key, node.stage, node.component, None, reused, seconds, str(artifact.path))
 
 
-class NodeTimeout(BaseException):
-    """Raised in a node that ran past its stage's ``--timeout`` (a BaseException, so that a
-    stage's ``except Exception`` around one metric does not swallow it)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"ran past {seconds:g} s")
-        self.seconds = seconds
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`NodeTimeout` in the block once it has run ``seconds`` (SIGALRM; only in the
-    main thread of a POSIX process, elsewhere and for None the block runs unlimited)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not seconds or not usable:
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise NodeTimeout(seconds)
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def culprit(exc: BaseException) -> str:
-    """`` in <kind> <name>``: the innermost component method the traceback passes through."""
-    from unlearnbench.registry.components import Component
-
-    found = ""
-    tb = exc.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if isinstance(owner, Component):
-            found = f" (stopped in {owner.kind} {owner.name!r}, {tb.tb_frame.f_code.co_name})"
-        tb = tb.tb_next
-    return found
-
-
 class Pending:
     """An artifact whose output is read on first use (a reused node's parents are never read)."""
 
@@ -286,19 +240,6 @@ class LocalExecutor:
         return self.store.get(node.stage, key)
 
 
-def _identity(folder: Path) -> tuple[int, int, frozenset[str]] | None:
-    """The folder's device, inode and entries that are not stage outputs (what a removed and
-    recreated folder lacks: ``forget_sets/``, ``run.log``, ...); None when it is gone."""
-    try:
-        stat = folder.stat()
-        names = frozenset(
-            p.name for p in folder.iterdir() if p.name != "artifacts" and not p.name.startswith(".")
-        )
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino, names
-
-
 class Runner:
     """Drives an executor over a graph: stage events once per node, a record per row."""
 
@@ -318,9 +259,9 @@ class Runner:
             rows_of.setdefault(plan.evaluate, []).append(i)
         total = len(self.graph.nodes)
         out = self.results.path.parent
-        present = _identity(out)
+        present = folder_identity(out)
         for done, outcome in enumerate(executor.execute(self.graph), 1):
-            now = _identity(out)
+            now = folder_identity(out)
             if present is not None and (now is None or now[:2] != present[:2] or not present[2] <= now[2]):
                 # gone, or recreated (the store makes its folders again) without what it held
                 raise InvalidValueError(
