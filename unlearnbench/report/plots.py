@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from unlearnbench.paths import inside
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.stats import approximate, iou_metric, load, mean_std, seed_gaps
 
@@ -146,7 +147,7 @@ def write_plots(raw: Iterable[Mapping[str, Any]], out: Path) -> list[Path]:
             fig = make(records)
             fig.tight_layout()
             for ext in FORMATS:
-                path = out / f"{name}.{ext}"
+                path = inside(out, f"{name}.{ext}")
                 metadata = {"Date": None} if ext == "svg" else {"Software": None}
                 fig.savefig(path, format=ext, metadata=metadata)
                 written.append(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.errors import InvalidValueError
+from unlearnbench.paths import inside
 from unlearnbench.report.claims import render_claims
 from unlearnbench.report.leaderboard import escape, render
 from unlearnbench.report.plots import FORMATS, PLOTS, write_plots
@@ -135,7 +136,7 @@ def read_defaults(folder: Path) -> dict[str, dict[str, Any]]:
 def write_folder(folder: Path, records: list[dict[str, Any]], defaults: Defaults) -> list[Path]:
     """Write README and plots for ``records`` into ``folder``; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
-    readme = folder / README
+    readme = inside(folder, README)
     write_text_atomic(readme, render_readme(records, defaults))
     return [readme, *write_plots(records, folder)]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.hashing import canonical_json, sha256_json
-from unlearnbench.paths import readable_mode
+from unlearnbench.paths import inside, readable_mode
 
 META = "meta.json"
 
@@ -141,7 +141,7 @@ class ArtifactStore:
         """Run ``write(tmpdir)`` (returning extra meta) and publish the directory atomically."""
         if self.fs is not None:
             return self._put_remote(stage, key, inputs, write)
-        final = self.path(stage, key)
+        final = inside(self.root, Path(stage) / key[:24])  # == self.path(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
         try:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from unlearnbench.errors import InvalidValueError
+from unlearnbench.paths import inside
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import ResultsFile, device_name
@@ -97,7 +98,7 @@ def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapp
             if produced.mask is not None:
                 produced.mask.save(folder / "mask.pt")
             for name, value in produced.extra.items():
-                torch.save(value, folder / f"{name}.pt")
+                torch.save(value, inside(folder, f"{name}.pt"))
             return {**made, **produced.meta}
         return {**made, "payload": produced}
 
