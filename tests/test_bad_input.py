@@ -339,6 +339,10 @@ def test_rows_of_two_data_copies_are_two_rows(
     ]
     assert len({r["row_id"] for r in records}) == 12
     assert [r for r in records if r["data_copy"] == "sklearn-digits"] == read_records(a / "results.jsonl")
+    shown = CliRunner().invoke(cli, ["show", str(both)])
+    assert shown.exit_code == 0, shown.output
+    flat = "".join(shown.output.split())  # rich wraps titles
+    assert flat.count("copysklearn-digits") == 2 and flat.count("copydigits-copy-b") == 2
 
 
 def test_legacy_row_ids_are_rekeyed_with_their_data_copy(tmp_path: Path) -> None:
@@ -393,6 +397,18 @@ def test_a_name_that_is_a_path_never_writes_outside_out(tmp_path: Path, plugins:
     assert result.exit_code == 2, result.output
     assert "protocol name '../../../../x' cannot be a file name" in " ".join(result.output.split())
     assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_show_prints_markup_in_names_as_text(tmp_path: Path) -> None:
+    records = [json.loads(line) for line in GOOD_RESULTS.read_text().splitlines()]
+    for r in records:
+        if r["unlearner"] == "ft":
+            r["unlearner"] = "ft[/][red]x"
+    records[0] = dict(records[0], status="failed", error="[bold]boom[/] [/]", row_id="f" * 64)
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = CliRunner().invoke(cli, ["show", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "ft[/][red]x" in result.output and "[bold]boom[/] [/]" in result.output
 
 
 def _hostile(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
@@ -70,22 +71,24 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
         names += [n for n in r.get("metric_names") or [] if n not in names]
     gaps = row_gaps([r for r in records if "row_id" in r and r.get("status") == "ok"], roles)
     seeds = {r["seed"] for r in records}
-    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["forget_set"], r["pruner"], r["sparsity_target"]), []).append(r)
+    groups: dict[tuple[str, str, float, str], list[dict[str, Any]]] = {}
+    for r in records:  # rows of two data copies are two tables
+        key = (r["forget_set"], r["pruner"], r["sparsity_target"], str(r.get("data_copy", "")))
+        groups.setdefault(key, []).append(r)
+    copies = {key[3] for key in groups}
     out: list[Any] = []
     legend: dict[str, str] = {}
-    for (forget, pruner, target), rows in sorted(groups.items()):
+    for (forget, pruner, target, copy), rows in sorted(groups.items()):
         ok = [r for r in rows if r["status"] == "ok"]
         if not ok:
             continue
-        keys = [("Method", [_method(r) for r in ok])]
+        keys = [("Method", [escape(_method(r)) for r in ok])]
         if len(seeds) > 1:
             keys.append(("Seed", [str(r["seed"]) for r in ok]))
         columns = []
         for name in names:
             meta = info.get(name, {})
-            label = meta.get("label", name)
+            label = escape(str(meta.get("label", name)))
             short = abbreviate(label)
             if short != label:
                 legend[short] = label
@@ -96,7 +99,7 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
             columns.append((f"{short}\n{unit}" if unit else short, cells))
         row_gap = [gaps.get(r.get("row_id", "")) for r in ok]
         columns.append(("Gap", ["-" if g is None else f"{g:.2f}" for g in row_gap]))
-        title = f"{forget} · {pruner} @ {target}"
+        title = escape(f"{forget} · {pruner} @ {target}" + (f" · copy {copy}" if len(copies) > 1 else ""))
         for number, chunk in enumerate(_chunks(keys, columns)):
             table = Table(
                 title=title if number == 0 else f"{title} (continued)", box=box.SIMPLE_HEAD, padding=(0, 1)
@@ -116,7 +119,8 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
     for r in records:
         if r["status"] != "ok":
             out.append(
-                f"[red]failed[/] {r['forget_set']} {r['pruner']} {_method(r)} seed {r['seed']}: {r['error']}"
+                "[red]failed[/] "
+                + escape(f"{r['forget_set']} {r['pruner']} {_method(r)} seed {r['seed']}: {r['error']}")
             )
     return out
 
