@@ -131,9 +131,7 @@ def run(**options: Any) -> None:
         )
         if log_file is not None:
             log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, message, None, None))
-        err_console.print(
-            f"[bold red]interrupted:[/] {escape_markup(message)}", highlight=False, soft_wrap=True
-        )
+        err_console.print(f"[bold red]{escape_markup(message)}[/]", highlight=False, soft_wrap=True)
         sys.exit(130)
     finally:
         if log_file is not None:
