@@ -17,10 +17,10 @@ from unlearnbench.config.protocol import load_protocol
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.host import create_host
+from unlearnbench.report.record import ROW_ID_FIELDS
 from unlearnbench.run.artifacts import ArtifactStore, artifact_key
 from unlearnbench.run.pipeline import Pipeline, RunSettings
 from unlearnbench.run.plan import GOLD_BASELINE_SEED, REFERENCE_BUILDERS, Planner
-from unlearnbench.run.records import ROW_ID_FIELDS
 from unlearnbench.run.runner import read_output
 from unlearnbench.run.stages.common import ModelArtifact, prune_task
 from unlearnbench.study.mia_stability import CurveStats, StudyPoint, curve_stats, verdict

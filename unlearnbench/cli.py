@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,6 +22,7 @@ from unlearnbench.cli_common import (
     err_console,
     fail,
     make_registry,
+    record_roles,
     registry_roles,
     run_log,
 )
@@ -32,7 +34,7 @@ from unlearnbench.cli_show import print_results, show_command
 from unlearnbench.cli_study import study_group
 from unlearnbench.cli_tune import tune_command
 from unlearnbench.config.protocol import load_protocol
-from unlearnbench.errors import InvalidValueError, UnlearnbenchError
+from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.report.leaderboard import render
 from unlearnbench.report.results import read_many
 
@@ -106,6 +108,15 @@ def run(**options: Any) -> None:
             log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, str(exc), None, None))
         fail(str(exc))
         return
+    except KeyboardInterrupt:
+        message = (
+            f"interrupted (Ctrl-C) after {time.perf_counter() - started:.1f} s; finished nodes and rows are "
+            "kept, run the same command again to resume"
+        )
+        if log_file is not None:
+            log_file.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, message, None, None))
+        err_console.print(f"[bold red]{escape(message)}[/]", highlight=False, soft_wrap=True)
+        sys.exit(130)
     finally:
         for line in close_trackers(trackers):
             logging.getLogger(__name__).warning("%s", line)
@@ -254,22 +265,25 @@ def protocols() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the markdown here.")
 def leaderboard(results: tuple[Path, ...], output: Path | None) -> None:
     """Render markdown leaderboard tables from RESULTS files (results.jsonl)."""
+    from unlearnbench.run.outdir import check_output_file
+
     try:
         records = read_many(results)
-        if output is not None and output.is_dir():
-            raise InvalidValueError(
-                f"-o {output} is a directory; give a file name such as {output / 'README.md'}"
-            )
+        if output is not None:
+            check_output_file(output)
     except UnlearnbenchError as exc:
         fail(str(exc))
         return
-    text = render(records, registry_roles(make_registry()))
+    text = render(records, record_roles(records))
     if output is None:  # raw: redirected output is byte-identical to -o
         click.echo(text, nl=False)
     else:
         from unlearnbench.files import write_text_atomic
 
-        write_text_atomic(output, text)
+        try:
+            write_text_atomic(output, text)
+        except OSError as exc:
+            fail(f"-o {output}: cannot write: {exc.strerror or exc}")
         console.print(f"wrote {output}", highlight=False)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -36,6 +37,14 @@ def registry_roles(registry: Registry) -> Roles:
     references = {n: e.cls.reference for n, e in registry.entries("unlearner").items() if e.cls.reference}
     gap = tuple(n for n, e in registry.entries("metric").items() if e.cls.gap)
     return Roles(references, gap)  # type: ignore[arg-type]
+
+
+def record_roles(records: list[dict[str, Any]]) -> Roles:
+    """:func:`registry_roles` for records written before they named their roles (schema 1); the
+    plugins are imported only then, so reading newer records never waits on a plugin."""
+    if all(r.get("schema_version", 1) >= 2 for r in records):
+        return Roles()
+    return registry_roles(make_registry())
 
 
 class RichProgress:

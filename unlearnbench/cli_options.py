@@ -150,6 +150,13 @@ def run_options(command: Any) -> Any:
         ),
         click.option("--force", is_flag=True, help="Recompute every node even when cached."),
         click.option(
+            "--timeout",
+            "timeouts",
+            multiple=True,
+            metavar="[STAGE=]SECONDS",
+            help="Fail a node of STAGE (every stage without STAGE=) that runs longer than SECONDS.",
+        ),
+        click.option(
             "--original",
             "original",
             metavar="PATH|hf:REPO",

@@ -7,18 +7,21 @@ from typing import Any
 
 import click
 
-from unlearnbench.errors import UnlearnbenchError
+from unlearnbench.errors import InvalidValueError, UnlearnbenchError
 
 results_argument = click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 
 
 def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``kind:name@version`` -> default parameters, for each component version still registered."""
-    from unlearnbench.cli_common import make_registry
     from unlearnbench.config.typed_config import to_dict
-    from unlearnbench.report.publish import component_keys
+    from unlearnbench.registry.catalog import Registry
+    from unlearnbench.registry.host import create_host
+    from unlearnbench.report.publish import PARAM_KINDS, component_keys
 
-    registry = make_registry()
+    # only the distributions that provided the records' components are imported
+    labels = [str((r.get("components") or {}).get(kind, "")) for r in records for kind in PARAM_KINDS]
+    registry = Registry(create_host(distributions={x.split("==")[0] for x in labels if "==" in x}))
     found = {}
     for kind, version in sorted(component_keys(records)):
         name, _, number = version.rpartition("@")
@@ -26,6 +29,14 @@ def registry_defaults(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
         if entry is not None and str(entry.cls.version) == number:
             found[f"{kind}:{version}"] = to_dict(entry.cls.Params())
     return found
+
+
+def refuse_empty(results: tuple[Path, ...], records: list[dict[str, Any]]) -> None:
+    """One clear error when the results files hold no record (nothing to publish or plot)."""
+    if not records:
+        raise InvalidValueError(
+            f"{', '.join(map(str, results))}: no result records; run `unlearnbench run` first"
+        )
 
 
 @click.command("publish")
@@ -48,11 +59,14 @@ def publish_command(results: tuple[Path, ...], output: Path, site: Path | None) 
     """Merge RESULTS into a published leaderboard folder and write its README, claims check and plots."""
     from unlearnbench.cli_common import console, fail
     from unlearnbench.report.publish import RESULTS, publish
-    from unlearnbench.report.results import read_many
+    from unlearnbench.report.results import read_many, read_records
+    from unlearnbench.run.outdir import check_output_dir
 
     try:
         own = output / RESULTS
         records = read_many([p for p in results if p.resolve() != own.resolve()])
+        refuse_empty(results, records or (read_records(own) if own.is_file() else []))
+        check_output_dir(output, "-o", min_free=0)
         written = publish(output, records, registry_defaults(records))
         if site is not None:
             from unlearnbench.report.site import write_board
@@ -60,6 +74,9 @@ def publish_command(results: tuple[Path, ...], output: Path, site: Path | None) 
             pages = write_board(output, site)
     except UnlearnbenchError as exc:
         fail(str(exc))
+        return
+    except OSError as exc:
+        fail(f"-o {output}: cannot write: {exc.strerror or exc}")
         return
     console.print(
         f"wrote {len(written)} files to {output}: {', '.join(p.name for p in written)}", highlight=False
@@ -115,9 +132,12 @@ def plot_command(results: tuple[Path, ...], output: Path, metrics: tuple[str, ..
     from unlearnbench.cli_common import console, fail
     from unlearnbench.report.plots import metric_names, write_metric_plots, write_plots
     from unlearnbench.report.results import read_many
+    from unlearnbench.run.outdir import check_output_dir
 
     try:
         records = read_many(results)
+        refuse_empty(results, records)
+        check_output_dir(output, "-o", min_free=0)
         wanted = [m.strip() for value in metrics for m in value.split(",") if m.strip()]
         if wanted:
             known = metric_names(records)
@@ -130,5 +150,8 @@ def plot_command(results: tuple[Path, ...], output: Path, metrics: tuple[str, ..
             written = write_plots(records, output)
     except UnlearnbenchError as exc:
         fail(str(exc))
+        return
+    except OSError as exc:
+        fail(f"-o {output}: cannot write: {exc.strerror or exc}")
         return
     console.print(f"wrote {', '.join(str(p) for p in written) or 'no plot'}", highlight=False)

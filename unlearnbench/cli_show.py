@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from unlearnbench.errors import InvalidValueError, UnlearnbenchError
@@ -71,11 +72,11 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
     for r in records:
         info.update(r.get("metric_info") or {})
     for group in tables([r for r in records if "row_id" in r], roles)[0]:
-        keys = [("Method", [str(row["Method"]) for row in group.rows])]
+        keys = [("Method", [escape(str(row["Method"])) for row in group.rows])]
         columns = []
         for name, header in group.metrics:
             meta = info.get(name, {})
-            label = meta.get("label", name)
+            label = escape(str(meta.get("label", name)))
             short = abbreviate(label)
             if short != label:
                 legend[short] = label
@@ -86,7 +87,8 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
             if extra in group.columns:
                 columns.append((extra, [str(row.get(extra, "-")).replace(" ± ", "±") for row in group.rows]))
         k = group.key
-        title = f"{k['forget_set']} · {k['pruner']} @ {k['sparsity_target']}"
+        copy = f" · copy {k['data_copy']}" if len({r.get("data_copy") for r in records}) > 1 else ""
+        title = escape(f"{k['forget_set']} · {k['pruner']} @ {k['sparsity_target']}{copy}")
         for number, chunk in enumerate(_chunks(keys, columns)):
             table = Table(
                 title=title if number == 0 else f"{title} (continued)", box=box.SIMPLE_HEAD, padding=(0, 1)
@@ -106,7 +108,8 @@ def results_tables(records: list[dict[str, Any]], roles: Roles | None = None) ->
     for r in records:
         if r["status"] != "ok":
             out.append(
-                f"[red]failed[/] {r['forget_set']} {r['pruner']} {_method(r)} seed {r['seed']}: {r['error']}"
+                "[red]failed[/] "
+                + escape(f"{r['forget_set']} {r['pruner']} {_method(r)} seed {r['seed']}: {r['error']}")
             )
     return out
 
@@ -122,7 +125,7 @@ def print_results(console: Console, records: list[dict[str, Any]], roles: Roles 
 @click.argument("out", type=click.Path(path_type=Path), default=Path("unlearnbench-out"))
 def show_command(out: Path) -> None:
     """Print the results table of a finished run from OUT/results.jsonl."""
-    from unlearnbench.cli_common import make_registry, registry_roles
+    from unlearnbench.cli_common import record_roles
 
     path = out / "results.jsonl" if out.is_dir() or not out.suffix else out
     try:
@@ -133,6 +136,6 @@ def show_command(out: Path) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     console = Console()
-    print_results(console, records, registry_roles(make_registry()))
+    print_results(console, records, record_roles(records))
     ok = sum(r["status"] == "ok" for r in records)
     console.print(f"{len(records)} rows ({len(records) - ok} failed) · {path}", highlight=False)

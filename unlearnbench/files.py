@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from unlearnbench.paths import readable_mode
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step (a reader sees the old or the new file)."""
@@ -16,6 +18,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        readable_mode(tmp)  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from unlearnbench.config.sections import (
 from unlearnbench.config.typed_config import build
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.hashing import sha256_json
+from unlearnbench.paths import safe_name
 from unlearnbench.training.recipe import TrainRecipe
 
 
@@ -127,7 +128,8 @@ def resolve(raw: Mapping[str, Any], source: str) -> Protocol:
     forget = tuple(build(ForgetSpec, spec, f"forget[{i}]") for i, spec in enumerate(forget_list))
     if not forget:
         raise InvalidValueError(f"protocol {source}: needs at least one [[forget]] set")
-    names = [spec.name for spec in forget]
+    names = [safe_name("forget set name", spec.name) for spec in forget]
+    safe_name("protocol name", raw["name"])
     if len(set(names)) != len(names):
         raise InvalidValueError(f"protocol {source}: forget set names repeat: {names}")
     version = raw["version"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
 from unlearnbench.data.images import DatasetSplits, ImageSplit
 from unlearnbench.errors import InvalidValueError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,4 +57,15 @@ def prepare(dataset: DatasetSplits, holdout_fraction: float, split_seed: int, li
     train = limit_split(dataset.train, limit, split_seed)
     test = limit_split(dataset.test, limit, split_seed + 1)
     pool, val = holdout(train, holdout_fraction, split_seed)
+    missing = sorted(set(train.labels.unique().tolist()) - set(test.labels.unique().tolist()))
+    if missing:
+        names = [dataset.classes[c] if 0 <= c < len(dataset.classes) else str(c) for c in missing]
+        log.warning(
+            "the test split of data copy %s has no example of %d training class(es): %s; test "
+            "metrics (TA) average over the %d classes it has",
+            dataset.copy,
+            len(missing),
+            ", ".join(f"{c} ({n})" for c, n in zip(missing, names, strict=True)),
+            len(set(test.labels.unique().tolist())),
+        )
     return PreparedData(dataset, pool, val, test)

@@ -7,6 +7,7 @@ defaults are the component's defaults). A protocol or ``--set`` overrides fields
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -236,10 +237,20 @@ class MetricValue:
 
 
 def as_metric_value(result: float | MetricValue | None) -> MetricValue:
-    """What ``Metric.compute`` returned, as a :class:`MetricValue` (a bare float has no details)."""
-    if isinstance(result, MetricValue):
-        return result
-    return MetricValue(None if result is None else float(result))
+    """What ``Metric.compute`` returned, as a :class:`MetricValue` (a bare float has no details).
+
+    A value that is not a real number (a string such as ``"0.5"``, a bool) or is NaN or infinite
+    raises ``ValueError``; the evaluate stage records it as that metric's error."""
+    found = result if isinstance(result, MetricValue) else MetricValue(result)  # type: ignore[arg-type]
+    value = found.value
+    if value is None:
+        return found
+    if isinstance(value, str | bytes | bool) or not hasattr(value, "__float__"):
+        raise ValueError(f"returned {value!r} ({type(value).__name__}), not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"returned {number}, not a finite number")
+    return MetricValue(number, found.details)
 
 
 class Metric(Component):

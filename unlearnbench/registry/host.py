@@ -5,6 +5,8 @@ pluggy's own loader stops at the first broken entry point; here each is loaded i
 ``UNLEARNBENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (tests register plugins by hand);
 ``UNLEARNBENCH_PLUGINS=a,b`` loads only the named entry points;
 ``UNLEARNBENCH_DISABLE=dist1,dist2`` skips the entry points of the named distributions.
+An entry point whose import takes longer than ``UNLEARNBENCH_PLUGIN_TIMEOUT`` seconds (default
+60) is recorded as failed with that error and the others load.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -28,6 +31,8 @@ ENTRY_POINT_GROUP = "unlearnbench"
 DISABLE_AUTOLOAD_ENV = "UNLEARNBENCH_DISABLE_PLUGIN_AUTOLOAD"
 ONLY_PLUGINS_ENV = "UNLEARNBENCH_PLUGINS"
 DISABLE_DISTS_ENV = "UNLEARNBENCH_DISABLE"
+PLUGIN_TIMEOUT_ENV = "UNLEARNBENCH_PLUGIN_TIMEOUT"
+DEFAULT_PLUGIN_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,43 @@ def discovered_entry_points() -> list[EntryPoint]:
         wanted = {name.strip() for name in only.split(",") if name.strip()}
         found = [ep for ep in found if ep.name in wanted]
     return found
+
+
+def load_timeout() -> float:
+    """Seconds one entry point may take to import (``UNLEARNBENCH_PLUGIN_TIMEOUT``, default 60)."""
+    text = os.environ.get(PLUGIN_TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(text) if text else DEFAULT_PLUGIN_TIMEOUT
+    except ValueError:
+        log.warning(
+            "%s=%r is not a number of seconds; using %g", PLUGIN_TIMEOUT_ENV, text, DEFAULT_PLUGIN_TIMEOUT
+        )
+        return DEFAULT_PLUGIN_TIMEOUT
+    return seconds if seconds > 0 else DEFAULT_PLUGIN_TIMEOUT
+
+
+def _load_within(ep: EntryPoint, seconds: float) -> Any:
+    """``ep.load()``, in a daemon thread so that an import that never finishes is given up on
+    after ``seconds`` (the thread is left behind; the plugin is not registered)."""
+    found: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            found["plugin"] = ep.load()
+        except BaseException as exc:  # handed to the caller's thread
+            found["error"] = exc
+
+    thread = threading.Thread(target=load, name=f"load-plugin-{ep.name}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(
+            f"importing {ep.value} did not finish within {seconds:g} s ({PLUGIN_TIMEOUT_ENV} sets the limit; "
+            f"{DISABLE_DISTS_ENV} or {ONLY_PLUGINS_ENV} skip it)"
+        )
+    if "error" in found:
+        raise found["error"]
+    return found["plugin"]
 
 
 class PluginHost:
@@ -140,7 +182,7 @@ class PluginHost:
             if self.manager.has_plugin(ep.name):
                 continue
             try:
-                plugin = ep.load()
+                plugin = _load_within(ep, load_timeout())
                 self.manager.register(plugin, name=ep.name)
             except Exception as exc:  # a broken plugin must not take the others down
                 error = f"{type(exc).__name__}: {exc}"
@@ -150,11 +192,26 @@ class PluginHost:
             self._infos[ep.name] = PluginInfo(ep.name, ep.value, dist_name, dist_version)
 
 
-def create_host(*, autoload: bool | None = None, plugins: Sequence[ModuleType | object] = ()) -> PluginHost:
-    """A host with the installed entry points (unless autoload is off) and ``plugins`` registered."""
+def create_host(
+    *,
+    autoload: bool | None = None,
+    plugins: Sequence[ModuleType | object] = (),
+    distributions: Iterable[str] | None = None,
+) -> PluginHost:
+    """A host with the installed entry points (unless autoload is off) and ``plugins`` registered;
+    ``distributions`` loads only the entry points of those distributions (what a command that
+    reads records needs, so an unrelated plugin is never imported)."""
     host = PluginHost()
     if autoload if autoload is not None else autoload_enabled():
-        host.load_entry_points(discovered_entry_points())
+        found = discovered_entry_points()
+        if distributions is not None:
+            wanted = {_dist_key(d) for d in distributions}
+            found = [
+                ep
+                for ep in found
+                if (d := getattr(ep, "dist", None)) and _dist_key(d.metadata["Name"]) in wanted
+            ]
+        host.load_entry_points(found)
     for plugin in plugins:
         host.register(plugin)
     host.check_pending()

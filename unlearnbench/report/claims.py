@@ -29,6 +29,7 @@ from unlearnbench.report.stats import (
     paired,
     train_seed_gaps,
 )
+from unlearnbench.report.table import escape
 
 # Jia et al. Table 3 (CIFAR-10, ResNet-18), Disparity dense / 95% OMP, by forget kind and unlearner.
 PAPER_GAPS = {
@@ -72,7 +73,7 @@ def sparsity_shrinks_gap(records: Sequence[ResultRecord]) -> list[Check]:
                 kind = same[0].forget_kind
                 checks.append(
                     Check(
-                        f"`{key[1]}` · {key[2]} @ {target:g} · {unlearner}",
+                        f"`{escape(key[1])}` · {escape(key[2])} @ {target:g} · {escape(unlearner)}",
                         fmt(dense),
                         fmt(sparse),
                         paired(dense, sparse),
@@ -102,7 +103,7 @@ def l1_sparse_beats_ft(records: Sequence[ResultRecord]) -> list[Check]:
             )
             checks.append(
                 Check(
-                    f"`{key[1]}` · dense · {metric}{relative}",
+                    f"`{escape(key[1])}` · dense · {metric}{relative}",
                     fmt(l1),
                     fmt(ft),
                     verdict,
@@ -125,7 +126,10 @@ def unpruning_beats_control(records: Sequence[ResultRecord]) -> tuple[str | None
         control = by_train_seed([r for r in same if r.unpruner == CONTROL], metric)
         for unpruner in sorted({r.unpruner for r in same} - {CONTROL}):  # type: ignore[type-var]
             ours = by_train_seed([r for r in same if r.unpruner == unpruner], metric)
-            where = f"`{key[0]}` · {key[1]} @ {key[2]:g} · {key[3]} · {unpruner} vs control"
+            where = (
+                f"`{escape(key[0])}` · {escape(key[1])} @ {key[2]:g} · {escape(key[3])} · "
+                f"{escape(unpruner)} vs control"
+            )
             checks.append(Check(where, fmt(ours, 3), fmt(control, 3), paired(ours, control), digits=3))
     return metric, checks
 

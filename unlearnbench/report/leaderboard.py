@@ -31,7 +31,7 @@ import pandas as pd
 from unlearnbench.reference_names import GAP_REFERENCE, ORIGINAL, UNPRUNE_GAP_REFERENCE
 from unlearnbench.report import compare, noise
 from unlearnbench.report.record import ResultRecord, method_label
-from unlearnbench.report.table import Table
+from unlearnbench.report.table import Table, escape
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ def _gap_estimate(sub: pd.DataFrame, reference: pd.DataFrame) -> compare.GapEsti
         {n: noise.train_means(noise.observations(side.to_dict("records"), n)) for n in names}
         for side in (sub, reference)
     ]
-    return compare.gap_estimate(sides[0], sides[1], names)
+    used = [n for n in names if sides[1][n]]  # a gap metric with no value on the reference is left out
+    return compare.gap_estimate(sides[0], sides[1], used) if used else None
 
 
 def _like_reference(sub: pd.DataFrame, reference: pd.DataFrame) -> bool:
@@ -178,7 +179,7 @@ def render(records: Iterable[dict[str, Any]], roles: Roles | None = None) -> str
         return "_No results._\n"
     parts = [table.markdown() for table in found]
     if failed:
-        parts.append("\n".join(["### Failed rows", "", *(f"- {line}" for line in failed)]) + "\n")
+        parts.append("\n".join(["### Failed rows", "", *(f"- {escape(line)}" for line in failed)]) + "\n")
     return "\n".join(parts)
 
 
@@ -253,20 +254,24 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
     first = group.iloc[0]
     devices = ", ".join(sorted(set(group.device)))
     commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
+    e = {k: escape(v) for k, v in key.items()}
+    gap_labels = ", ".join(escape(x) for x in _labels(first.gap_metrics, info))
     title = (
-        f"{key['protocol']} v{key['protocol_version']} · forget `{key['forget_set']}` "
-        f"({first.forget_kind}, {first.forget_size} examples) · {key['pruner']} @ {key['sparsity_target']}"
+        f"{e['protocol']} v{e['protocol_version']} · forget `{e['forget_set']}` "
+        f"({escape(first.forget_kind)}, {first.forget_size} examples) · {e['pruner']} @ "
+        f"{e['sparsity_target']}"
     )
     caption = (
-        f"Protocol hash `{key['protocol_hash'][:12]}` · dataset {first.dataset} (copy `{first.data_copy}`) · "
-        f"model {first.model} · device {devices} · commit {commits} · "
-        f"forget-set sha256 `{first.forget_sha256[:12]}`. Mean ± half-width of the 95% t-interval over "
-        "train seeds (a train seed's value: its mean over unlearning and evaluation repetitions; no ± with "
-        "one train seed); n = train seeds x unlearning repetitions x evaluation repetitions. Gap = mean "
-        f"over {', '.join(_labels(first.gap_metrics, info))} of |mean - retrain's mean| (the paper's, from "
-        "the mean columns) [95% paired bootstrap interval over train seeds]; ≈ marks a method whose "
-        "paired difference to retrain holds 0 in its "
-        "95% interval on every one of them (indistinguishable at these seeds)"
+        f"Protocol hash `{e['protocol_hash'][:12]}` · dataset {escape(first.dataset)} "
+        f"(copy `{escape(first.data_copy)}`) · model {escape(first.model)} · device {escape(devices)} · "
+        f"commit {escape(commits)} · forget-set sha256 `{escape(first.forget_sha256[:12])}`. Mean ± "
+        "half-width of the 95% t-interval over train seeds (a train seed's value: its mean over unlearning "
+        "and evaluation repetitions; no ± with one train seed); n = train seeds x unlearning repetitions x "
+        f"evaluation repetitions. Gap = mean over {gap_labels} "
+        "of |mean - retrain's mean| (the paper's, from the mean columns; a gap metric with no value on "
+        "retrain is left out) [95% paired bootstrap interval over train seeds]; ≈ marks a method whose "
+        "paired difference to retrain holds 0 in its 95% interval on every one of them (indistinguishable "
+        "at these seeds)"
         + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
         + "; RTE in minutes on the device "
         + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")

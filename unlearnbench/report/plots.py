@@ -33,6 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from unlearnbench.paths import inside
 from unlearnbench.reference_names import UNPRUNE_GAP_REFERENCE
 from unlearnbench.report.plot_style import (
     INTERVAL_NOTE,
@@ -210,7 +211,7 @@ def available_plots(raw: Iterable[Mapping[str, Any]]) -> list[str]:
 def _save(fig: Any, out: Path, name: str) -> list[Path]:
     written = []
     for ext in FORMATS:
-        path = out / f"{name}.{ext}"
+        path = inside(out, f"{name}.{ext}")
         metadata = {"Date": None} if ext == "svg" else {"Software": None}
         fig.savefig(path, format=ext, metadata=metadata, bbox_inches="tight")
         written.append(path)

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from unlearnbench.hashing import sha256_json
+
 SCHEMA_VERSION = 4
 DICT_FIELDS = (
     "metrics",
@@ -38,6 +40,39 @@ DICT_FIELDS = (
     "mask_violations",
     "seeds",
 )
+
+
+ROW_ID_FIELDS = (
+    "protocol",
+    "protocol_version",
+    "protocol_hash",
+    "forget_set",
+    "pruner",
+    "sparsity_target",
+    "unlearner",
+    "unprune",
+    "seed",
+    "data_copy",
+)
+"""The fields whose hash is a row's ``row_id``; an un-prune row adds ``unpruner`` (plain rows kept
+the ids they had before several un-pruners could share a run), a later unlearning or evaluation
+repetition adds its seed (repetition 0 of each keeps the id a run without repetitions gives), and
+``data_copy`` joined the id later (rows of two copies of a dataset are two rows; records written
+before keep their stored id in the file and are re-keyed on reading,
+:func:`unlearnbench.report.results.current_row_id`)."""
+LEGACY_ROW_ID_FIELDS = ROW_ID_FIELDS[:-1]
+"""The fields of the ``row_id`` of records written before the data copy was part of it."""
+
+
+def row_id(head: Mapping[str, Any]) -> str:
+    """The ``row_id`` of a record's (or record head's) fields."""
+    identity = {k: head[k] for k in ROW_ID_FIELDS + (("unpruner",) if head.get("unprune") else ())}
+    seeds = head.get("seeds") or {}
+    if seeds.get("unlearn", head["seed"]) != head["seed"]:
+        identity["unlearn_seed"] = seeds["unlearn"]
+    if seeds.get("eval", 0) != 0:
+        identity["eval_seed"] = seeds["eval"]
+    return sha256_json({"stage": "row", **identity})
 
 
 def method_label(unlearner: str, unprune: bool, unpruner: str | None) -> str:

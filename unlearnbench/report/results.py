@@ -9,10 +9,11 @@ never replaces an ``ok`` row (it goes to ``results.attempts.jsonl`` instead).
 import functools
 import json
 import logging
+import math
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from filelock import FileLock
 
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.files import write_text_atomic
+from unlearnbench.hashing import sha256_json
+from unlearnbench.report.record import LEGACY_ROW_ID_FIELDS, row_id
 
 REQUIRED_KEYS = (
     "row_id",
@@ -38,10 +41,27 @@ REQUIRED_KEYS = (
 """What every result record has; a line without them is not a result record."""
 
 
+def current_row_id(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with the ``row_id`` it has today: a record whose stored id is the legacy one
+    (without its ``data_copy``) is re-keyed, so a rerun on the same copy merges into its row
+    instead of adding a second one."""
+    fields = LEGACY_ROW_ID_FIELDS + (("unpruner",) if record.get("unprune") else ())
+    if "data_copy" not in record or any(k not in record for k in fields):
+        return record
+    legacy = sha256_json({"stage": "row", **{k: record[k] for k in fields}})
+    if record.get("row_id") != legacy:
+        return record
+    try:
+        return {**record, "row_id": row_id(record)}
+    except KeyError:  # lacks a field the id has gained since; keep the id it was written with
+        return record
+
+
 def read_records(path: Path, required: Sequence[str] = REQUIRED_KEYS) -> list[dict[str, Any]]:
     """Every record of a results file (blank lines skipped); bad input is one clear error.
 
-    A line lacking any of ``required`` is refused as not a result record."""
+    A line lacking any of ``required`` is refused as not a result record. Records written with a
+    legacy ``row_id`` come back with today's (:func:`current_row_id`)."""
     try:
         lines = Path(path).read_text().splitlines()
     except IsADirectoryError:
@@ -62,7 +82,7 @@ def read_records(path: Path, required: Sequence[str] = REQUIRED_KEYS) -> list[di
                 raise InvalidValueError(
                     f"{path}:{number}: not an unlearnbench result record (missing {', '.join(missing)})"
                 )
-            records.append(record)
+            records.append(current_row_id(record) if "row_id" in record else record)
     return records
 
 
@@ -85,6 +105,23 @@ def read_many(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 log = logging.getLogger(__name__)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps_record(record: Mapping[str, Any]) -> str:
+    """One record as a line of strict JSON (sorted keys; NaN and infinities become null)."""
+    return json.dumps(_finite(dict(record)), sort_keys=True, allow_nan=False)
+
 
 MERGED_KEYS = ("metrics", "metric_info", "metric_errors", "metric_details")
 """Per-metric tables: a rerun adds its metrics to a row's and keeps the others."""
@@ -146,7 +183,7 @@ class ResultsFile:
                     self.attempts.name,
                 )
                 with open(self.attempts, "a") as handle:
-                    handle.write(json.dumps(record, sort_keys=True) + "\n")
+                    handle.write(dumps_record(record) + "\n")
                 return old
             rows[record["row_id"]] = merged
             self._write(rows.values())
@@ -157,7 +194,7 @@ class ResultsFile:
             return list(self._read().values())
 
     def _write(self, records: Iterable[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        text = "".join(dumps_record(r) + "\n" for r in records)
         write_text_atomic(self.path, text)
 
 

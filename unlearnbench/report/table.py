@@ -9,6 +9,16 @@ from typing import Any
 
 import pandas as pd
 
+_CELL_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "`": "&#96;", "\n": " ", "\r": " "}
+)
+
+
+def escape(value: Any) -> str:
+    """``value`` as text that stays one markdown table cell and no HTML: ``&``, ``<``, ``>``, ``|``
+    and backticks become entities, line breaks spaces."""
+    return str(value).translate(_CELL_ESCAPES)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -29,8 +39,11 @@ class Table:
     notes: tuple[str, ...] = ()
 
     def markdown(self) -> str:
-        table = pd.DataFrame(list(self.rows), columns=list(self.columns))
-        footer = "".join(f"\n{note}\n" for note in self.notes)
+        """The table as markdown, every cell, header and note escaped (:func:`escape`); ``title``
+        and ``caption`` are markdown already (their variable parts escaped where they are made)."""
+        rows = [{escape(c): escape(row.get(c, "")) for c in self.columns} for row in self.rows]
+        table = pd.DataFrame(rows, columns=[escape(c) for c in self.columns])
+        footer = "".join(f"\n{escape(note)}\n" for note in self.notes)
         body = table.to_markdown(index=False)
         return f"### {self.title}\n\n{self.caption}\n\n{body}\n{footer}{self._shares()}"
 
@@ -41,7 +54,11 @@ class Table:
         columns = [c for _, c in self.metrics if c in used]
         if not columns:
             return ""
-        rows = [{"Method": m, **{c: by.get(c, "-") for c in columns}} for m, by in self.shares.items() if by]
+        rows = [
+            {"Method": escape(m), **{escape(c): escape(by.get(c, "-")) for c in columns}}
+            for m, by in self.shares.items()
+            if by
+        ]
         return (
             "\nNoise by level (T = train seeds, U = unlearning repetitions, E = evaluation repetitions): "
             "each level's share of the variance where two or more are separable, and each variance "

@@ -29,6 +29,7 @@ from typing import Any
 
 from unlearnbench.files import write_text_atomic as write_text_atomic  # moved; kept importable here
 from unlearnbench.hashing import canonical_json, sha256_json
+from unlearnbench.paths import inside, readable_mode
 
 META = "meta.json"
 LOCKS = "locks"
@@ -164,10 +165,11 @@ class ArtifactStore:
         """Run ``write(tmpdir)`` (returning extra meta) and publish the directory atomically."""
         if self.fs is not None:
             return self._put_remote(stage, key, inputs, write)
-        final = self.path(stage, key)
+        final = inside(self.root, Path(stage) / key[:24])  # == self.path(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
         try:
+            readable_mode(tmp, folder=True)  # mkdtemp makes it 0700
             extra = write(tmp) or {}
             meta = {"stage": stage, "key": key, "inputs": inputs, "files": payload_files(tmp), **extra}
             (tmp / META).write_text(canonical_json(meta))

@@ -26,6 +26,7 @@ from unlearnbench.data.images import ImageSplit
 from unlearnbench.data.prepare import PreparedData, prepare
 from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.files import write_text_atomic
+from unlearnbench.paths import inside
 from unlearnbench.progress import NullProgress, ProgressSink
 from unlearnbench.registry.catalog import Registry
 from unlearnbench.registry.components import Component, Metric, Pruner, Unlearner, Unpruner
@@ -236,7 +237,7 @@ class RunContext:
         paths = []
         for forget in self.forget_sets.values():
             name = f"{self.protocol.name}-{forget.spec.name}-{forget.sha256[:12]}.json"
-            path = Path(self.settings.out) / "forget_sets" / name
+            path = inside(Path(self.settings.out) / "forget_sets", name)
             if not path.exists():
                 payload = {
                     "protocol": self.protocol.name,

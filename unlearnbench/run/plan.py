@@ -27,6 +27,7 @@ references, by :mod:`unlearnbench.run.pool_plan` (a ``"pool:<kind>"`` in ``needs
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ PROTOCOL_RECIPE = "protocol_recipe"
 recipe; its dense rows are then the ``retain-dense`` node (the same computation, done once)."""
 
 __all__ = ["ComponentInfo", "Graph", "Node", "PlanInputs", "Planner", "Row", "RowPlan", "plan"]
+
+log = logging.getLogger(__name__)
 
 
 ReferenceBuilder = Callable[["Planner", Row], "str | None"]
@@ -227,6 +230,15 @@ class Planner:
             added = [] if reference in p.unlearn.unlearners else [reference]
         needs = {name for m in self.metrics for name in m.needs}
         reference_rows = [name for name in REFERENCE_ROWS if name in needs]
+        if p.prune.sparsities and all(s == 0.0 for s in p.prune.sparsities):
+            dropped = [f"un-prune ({', '.join(p.unprune.unpruners)})"] if True in p.unprune.modes else []
+            dropped += [f"reference {name}" for name in reference_rows]
+            if dropped:
+                log.warning(
+                    "every sparsity is 0 (dense models): the %s rows the protocol asks for need a pruned "
+                    "model and are left out; add a sparsity > 0 (e.g. --sparsity 0,0.9) to keep them",
+                    " and ".join(dropped),
+                )
         out = []
         for seed in p.seeds:
             for pruner in p.prune.pruners:

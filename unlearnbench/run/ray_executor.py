@@ -37,6 +37,38 @@ STAGE_RESOURCES: dict[str, tuple[float, float]] = {
 holds the run's thread count of CPUs (``RunSettings.threads``) whatever this table says."""
 
 
+CONNECT_TIMEOUT_S = 5.0
+"""How long the check before a run waits for a cluster's address to accept a connection."""
+
+
+def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Before any work: Ray is installed and a ``HOST:PORT`` (or ``ray://HOST:PORT``) address
+    accepts a TCP connection within ``timeout``; one clear error otherwise (``ray.init`` would
+    retry for minutes). ``auto`` and no address are left to Ray."""
+    import importlib.util
+    import socket
+
+    from unlearnbench.errors import InvalidValueError
+
+    if importlib.util.find_spec("ray") is None:
+        raise InvalidValueError("--executor ray: Ray is not installed; pip install 'unlearnbench[ray]'")
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    target = address.removeprefix("ray://").rstrip("/")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidValueError(
+            f"--ray-address {address!r} is not HOST:PORT, ray://HOST:PORT or auto (e.g. 10.0.0.1:6379)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InvalidValueError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+            "with `ray start --head` or drop --ray-address to start a local Ray"
+        ) from None
+
+
 def run_remote(
     protocol: Protocol, settings: RunSettings, node: Node, fresh: bool, *parents: NodeOutcome
 ) -> NodeOutcome:

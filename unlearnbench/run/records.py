@@ -6,27 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from unlearnbench.config.typed_config import to_dict
-from unlearnbench.report.record import SCHEMA_VERSION, ResultRecord
+from unlearnbench.report.record import SCHEMA_VERSION, ResultRecord, row_id
 from unlearnbench.report.results import environment_info, software_versions
-from unlearnbench.run.artifacts import ArtifactStore, artifact_key
+from unlearnbench.run.artifacts import ArtifactStore
 from unlearnbench.run.context import RunContext
 from unlearnbench.run.plan import RowPlan
 from unlearnbench.run.stages.evaluate import with_repeat
-
-ROW_ID_FIELDS = (
-    "protocol",
-    "protocol_version",
-    "protocol_hash",
-    "forget_set",
-    "pruner",
-    "sparsity_target",
-    "unlearner",
-    "unprune",
-    "seed",
-)
-"""The fields whose hash is a row's ``row_id``; an un-prune row adds ``unpruner``, so plain rows
-keep the ids they had before several un-pruners could share a run, and a later unlearning or
-evaluation repetition adds its seeds (repetition 0 of each keeps the id it always had)."""
 
 
 def build_record(
@@ -64,14 +49,8 @@ def build_record(
         "unpruner": unpruner,
         "seed": row.seed,
     }
-    seeds = {"train": row.seed, "unlearn": row.unlearning_seed, "eval": eval_seed}
-    identity = {k: head[k] for k in ROW_ID_FIELDS + (("unpruner",) if row.unprune else ())}
-    if row.unlearn_seed is not None:
-        identity["unlearn_seed"] = row.unlearn_seed
-    if eval_seed != 0:
-        identity["eval_seed"] = eval_seed
-    head["row_id"] = artifact_key("row", identity)
-    head["seeds"] = seeds
+    head["seeds"] = {"train": row.seed, "unlearn": row.unlearning_seed, "eval": eval_seed}
+    head["row_id"] = row_id(head)
     components = _components(ctx, plan)
     common = dict(
         **head,
@@ -92,8 +71,9 @@ def build_record(
         node_keys=tuple(sorted(k[:24] for k in nodes)),
         **environment_info(ctx.engine.device),
     )
-    if error is not None:
-        return ResultRecord(**common, status="failed", error=error)
+    params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
+    if error is not None:  # a failed row still says what it ran with
+        return ResultRecord(**common, status="failed", error=error, params=params)
     found = store.get("evaluate", plan.evaluate)
     assert found is not None, plan.evaluate
     payload = dict(found.meta["payload"])
@@ -117,7 +97,6 @@ def build_record(
     model_stage = next((s for s, k in plan.runtimes if k == plan.model), None)
     if model_stage in provenance:
         common["device"] = provenance[model_stage]["device"]
-    params = {k: to_dict(c.params) for k, c in components.items() if k in ("pruner", "unlearner", "unpruner")}
     return ResultRecord(
         **common,
         status="ok",

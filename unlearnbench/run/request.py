@@ -9,9 +9,9 @@ from typing import Any
 
 from unlearnbench.config.protocol import Protocol, load_protocol, parse_override_value
 from unlearnbench.config.protocol_files import locate_protocol
-from unlearnbench.errors import InvalidValueError
+from unlearnbench.errors import InvalidValueError, UnknownChoiceError
 from unlearnbench.registry.catalog import Registry
-from unlearnbench.run.outdir import check_output_dir
+from unlearnbench.run.outdir import check_artifact_store, check_output_dir
 from unlearnbench.run.settings import RunSettings
 from unlearnbench.training.pruning import check_sparsity
 
@@ -37,6 +37,26 @@ def parse_sparsities(values: Sequence[str]) -> list[float]:
             except ValueError:
                 raise InvalidValueError(f"sparsity {part!r} is not a number in [0, 1)") from None
             found.append(check_sparsity(number))
+    return found
+
+
+def parse_timeouts(values: Sequence[str]) -> dict[str, float]:
+    """``--timeout`` values: ``STAGE=SECONDS`` for one stage, ``SECONDS`` for every stage."""
+    from unlearnbench.run.stages import STAGES
+
+    found: dict[str, float] = {}
+    for value in split_names(values):
+        stage, sep, number = value.rpartition("=")
+        stages = [stage.strip()] if sep else list(STAGES)
+        if sep and stage.strip() not in STAGES:
+            raise UnknownChoiceError("--timeout stage", stage.strip(), STAGES)
+        try:
+            seconds = float(number)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0 or seconds == float("inf"):
+            raise InvalidValueError(f"--timeout {value!r}: SECONDS must be a number > 0 (e.g. evaluate=600)")
+        found.update(dict.fromkeys(stages, seconds))
     return found
 
 
@@ -146,6 +166,7 @@ def load_run(
         precision=options.get("precision") or "auto",
         threads=threads,
         deterministic=deterministic,
+        timeouts=parse_timeouts(options.get("timeouts", ())),
     )
     if options.get("original"):
         from dataclasses import replace
@@ -153,4 +174,9 @@ def load_run(
         from unlearnbench.run.checkpoints import resolve_original
 
         settings = replace(settings, original=resolve_original(options["original"]))
+    check_artifact_store(settings.artifacts, writes=writes)
+    if options.get("executor") == "ray":
+        from unlearnbench.run.ray_executor import check_ray_address
+
+        check_ray_address(options.get("ray_address"))
     return loaded, settings

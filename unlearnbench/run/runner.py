@@ -19,11 +19,14 @@ from typing import Any, Protocol
 
 import torch
 
+from unlearnbench.errors import InvalidValueError
+from unlearnbench.paths import inside
 from unlearnbench.registry.events import ResultReady, StageFinished
 from unlearnbench.report.record import ResultRecord
 from unlearnbench.report.results import ResultsFile, device_name
 from unlearnbench.run.artifacts import Artifact, ArtifactStore
 from unlearnbench.run.context import RunContext
+from unlearnbench.run.faults import NodeTimeout, culprit, folder_identity, time_limit
 from unlearnbench.run.plan import Graph, Node
 from unlearnbench.run.records import build_record
 from unlearnbench.run.stages import STAGES, GuardError, ModelArtifact, Output
@@ -43,6 +46,8 @@ class NodeOutcome:
     reused: bool = False
     seconds: float = 0.0
     path: str = ""
+    unreadable: str = ""
+    """The key of a parent artifact that matched its checksums but did not load (moved aside)."""
 
 
 class Emit(Protocol):
@@ -106,7 +111,7 @@ def materialise(ctx: RunContext, store: ArtifactStore, node: Node, parents: Mapp
             if produced.mask is not None:
                 produced.mask.save(folder / "mask.pt")
             for name, value in produced.extra.items():
-                torch.save(value, folder / f"{name}.pt")
+                torch.save(value, inside(folder, f"{name}.pt"))
             return {**made, **produced.meta}
         return {**made, "payload": produced}
 
@@ -125,15 +130,34 @@ def run_node(
     outcome (a guard's names its culprit and needs no traceback)."""
     try:
         lazy = LazyParents({r: p if isinstance(p, Pending) else Pending(p) for r, p in parents.items()})
-        artifact, reused = store.obtain(
-            node.stage, node.key, lambda: materialise(ctx, store, node, lazy), fresh
+
+        def compute() -> Artifact:
+            with time_limit(ctx.settings.timeouts.get(node.stage)):
+                return materialise(ctx, store, node, lazy)
+
+        artifact, reused = store.obtain(node.stage, node.key, compute, fresh)
+    except NodeTimeout as exc:
+        error = (
+            f"{node.stage} ({node.component}) did not finish within {exc.seconds:g} s"
+            f"{culprit(exc)}; --timeout {node.stage}=SECONDS sets the limit"
         )
+        log.error("%s", error)
+        return NodeOutcome(node.key, node.stage, node.component, error)
+    except UnreadableArtifact as exc:  # moved aside like a corrupt one, so the next run recomputes it
+        bad = exc.artifact
+        store._quarantine(bad.path, f"matches its checksums but does not load ({exc})")
+        error = (
+            f"{node.stage} ({node.component}): its parent {bad.stage} artifact {bad.key[:12]} does not "
+            f"load ({exc}); it was moved aside, run again to recompute it"
+        )
+        log.error("%s", error)
+        return NodeOutcome(node.key, node.stage, node.component, error, unreadable=bad.key)
     except GuardError as exc:
-        log.error("%s", exc)
         return NodeOutcome(node.key, node.stage, node.component, str(exc))
     except Exception as exc:
         error = f"{node.stage} ({node.component}) failed: {type(exc).__name__}: {exc}"
-        log.error("%s", error, exc_info=exc)
+        # without the output folder the runner stops with one message (no traceback per node)
+        log.error("%s", error, exc_info=exc if Path(ctx.settings.out).is_dir() else None)
         return NodeOutcome(node.key, node.stage, node.component, error)
     seconds = float(artifact.meta["runtime_s"])
     return NodeOutcome(node.key, node.stage, node.component, None, reused, seconds, str(artifact.path))
@@ -148,8 +172,20 @@ class Pending:
 
     def get(self) -> Output:
         if self.value is None:
-            self.value = read_output(self.artifact)
+            try:
+                self.value = read_output(self.artifact)
+            except Exception as exc:  # its checksums matched, yet it does not load
+                raise UnreadableArtifact(self.artifact, exc) from exc
         return self.value
+
+
+class UnreadableArtifact(Exception):
+    """A stored artifact whose files match their sha256 but do not load (e.g. written by a
+    torch that this one cannot read)."""
+
+    def __init__(self, artifact: Artifact, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.artifact = artifact
 
 
 class LazyParents(dict):  # type: ignore[type-arg]
@@ -184,6 +220,11 @@ class LocalExecutor:
             else:
                 parents = {r: ready[k] for r, k in node.parents}
                 outcome = run_node(self.ctx, self.store, node, parents, node.key in self.fresh)
+                again = self._recompute(graph, outcome.unreadable) if outcome.unreadable else None
+                if again is not None:
+                    ready[outcome.unreadable] = Pending(again)
+                    parents = {r: ready[k] for r, k in node.parents}
+                    outcome = run_node(self.ctx, self.store, node, parents, node.key in self.fresh)
             if outcome.error is not None:
                 errors[node.key] = outcome.error
             else:
@@ -195,6 +236,24 @@ class LocalExecutor:
                 if waiting[parent] == 0:
                     ready.pop(parent, None)
             yield outcome
+
+    def _recompute(self, graph: Graph, key: str) -> Artifact | None:
+        """Compute node ``key`` again (its artifact was moved aside) from its parents in the
+        store; its new artifact, or None when that fails."""
+        node = graph.nodes.get(key)
+        if node is None:
+            return None
+        found = {r: self.store.get(graph.nodes[k].stage, k) for r, k in node.parents if k in graph.nodes}
+        parents = {r: Pending(a) for r, a in found.items() if a is not None}
+        if len(parents) != len(node.parents):
+            return None
+        outcome = run_node(self.ctx, self.store, node, parents, fresh=True)
+        if outcome.error is not None:
+            return None
+        log.info(
+            "node %s (%s) %s recomputed: its artifact did not load", node.stage, node.component, key[:12]
+        )
+        return self.store.get(node.stage, key)
 
 
 class Runner:
@@ -215,7 +274,16 @@ class Runner:
         for i, plan in enumerate(self.graph.rows):
             rows_of.setdefault(plan.evaluate, []).append(i)
         total = len(self.graph.nodes)
+        out = self.results.path.parent
+        present = folder_identity(out)
         for done, outcome in enumerate(executor.execute(self.graph), 1):
+            now = folder_identity(out)
+            if present is not None and (now is None or now[:2] != present[:2] or not present[2] <= now[2]):
+                # gone, or recreated (the store makes its folders again) without what it held
+                raise InvalidValueError(
+                    f"--out {out} was removed during the run (after {done - 1} of {total} nodes); "
+                    "nothing more is recorded, run again to recompute what was lost"
+                )
             how = "reused" if outcome.reused else f"computed in {outcome.seconds:.1f} s"
             log.info(
                 "node %d/%d %s (%s) %s %s",

@@ -28,6 +28,8 @@ class RunSettings:
     artifact_root: str | None = None
     tuning: Mapping[str, Any] = field(default_factory=dict)
     """How unlearners' parameters were tuned (``unlearnbench tune``), copied into their records."""
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    """Seconds a node of a stage may run before it fails naming the component it was in (``--timeout``)."""
     precision: str = "auto"
     """Training precision: ``bf16`` (autocast), ``fp32``, or ``auto`` (bf16 where the device
     runs it natively: CUDA, CPUs with AVX512-BF16/AMX)."""

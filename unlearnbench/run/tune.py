@@ -188,6 +188,11 @@ def read_override_file(path: Path) -> tuple[list[tuple[str, Any]], dict[str, Any
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidValueError(f"cannot read override file {path}: {exc}") from exc
     tuning = data.pop("tuning", {})
+    if not isinstance(tuning, dict) or not all(isinstance(v, dict) for v in tuning.values()):
+        raise InvalidValueError(
+            f"override file {path}: tuning must be a table of [tuning.<unlearner>] tables "
+            f"(as `unlearnbench tune` writes), got {tuning!r}"
+        )
     pairs: list[tuple[str, Any]] = []
 
     def walk(prefix: str, node: Mapping[str, Any]) -> None:
