@@ -37,6 +37,7 @@ from unlearnbench.reference_names import GAP_REFERENCE, GOLD, ORIGINAL
 from unlearnbench.run.artifacts import artifact_key
 from unlearnbench.run.external_plan import external_node, joins
 from unlearnbench.run.graph import ComponentInfo, Graph, Node, PlanInputs, Row, RowPlan
+from unlearnbench.run.plan_warnings import warn_dense_only
 from unlearnbench.run.pool_plan import POOL_PREFIX, pool_needs, pool_node
 from unlearnbench.seeds import eval_seeds, unlearn_seed
 
@@ -231,14 +232,7 @@ class Planner:
         needs = {name for m in self.metrics for name in m.needs}
         reference_rows = [name for name in REFERENCE_ROWS if name in needs]
         if p.prune.sparsities and all(s == 0.0 for s in p.prune.sparsities):
-            dropped = [f"un-prune ({', '.join(p.unprune.unpruners)})"] if True in p.unprune.modes else []
-            dropped += [f"reference {name}" for name in reference_rows]
-            if dropped:
-                log.warning(
-                    "every sparsity is 0 (dense models): the %s rows the protocol asks for need a pruned "
-                    "model and are left out; add a sparsity > 0 (e.g. --sparsity 0,0.9) to keep them",
-                    " and ".join(dropped),
-                )
+            warn_dense_only(p, reference_rows)
         out = []
         for seed in p.seeds:
             for pruner in p.prune.pruners:
