@@ -211,7 +211,7 @@ def test_a_function_unlearner_is_a_row_with_its_source_hash(base: Base, mine_a: 
     assert mine.params["unlearner"]["batch_size"] == 128  # the challenge starting kit's loaders
     assert len(mine.params["unlearner"]["source_sha256"]) == 64
     frame = mine_a.to_frame()
-    assert list(frame.loc[frame.method == "mine", "metric.ra"]) == [mine.metrics["ra"]]
+    assert list(frame.loc[frame.method == "mine", "ra"]) == [mine.metrics["ra"]]
     assert "| mine " in (base.out / "leaderboard.md").read_text()
 
 

@@ -63,20 +63,8 @@ class Results:
 
 
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """A flat DataFrame of result records (one column per metric, ``metric.<name>``)."""
-    import pandas as pd
+    """:func:`unlearnbench.report.frame.records_frame`: one row per record, one column per metric
+    (named as the metric), the per-stage seeds, details and runtimes."""
+    from unlearnbench.report.frame import records_frame as flat
 
-    columns = (
-        "row_id", "protocol", "protocol_version", "protocol_hash", "dataset", "data_copy", "model",
-        "forget_set", "forget_kind", "pruner", "sparsity_target", "sparsity", "unlearner", "unprune",
-        "unpruner", "seed", "reference", "status", "error", "device",
-    )  # fmt: skip
-    rows = []
-    for record in records:
-        typed = ResultRecord.from_dict(record)
-        row = {c: getattr(typed, c) for c in columns}
-        row["method"] = typed.method
-        row["external_sha256"] = None if typed.external is None else typed.external.get("sha256")
-        row.update({f"metric.{n}": v for n, v in typed.metrics.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return flat(records)

@@ -256,6 +256,10 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
     commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
     e = {k: escape(v) for k, v in key.items()}
     gap_labels = ", ".join(escape(x) for x in _labels(first.gap_metrics, info))
+    ref_rows = gap_reference.to_dict("records")
+    left_out = [
+        n for n in first.gap_metrics if not gap_reference.empty and not noise.observations(ref_rows, n)
+    ]
     title = (
         f"{e['protocol']} v{e['protocol_version']} · forget `{e['forget_set']}` "
         f"({escape(first.forget_kind)}, {first.forget_size} examples) · {e['pruner']} @ "
@@ -272,6 +276,11 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
         "retrain is left out) [95% paired bootstrap interval over train seeds]; ≈ marks a method whose "
         "paired difference to retrain holds 0 in its 95% interval on every one of them (indistinguishable "
         "at these seeds)"
+        + (
+            f" ({', '.join(escape(x) for x in _labels(left_out, info))}: no value on retrain)"
+            if left_out
+            else ""
+        )
         + ("; Gap-gold = the same to the gold row, for un-prune rows" if has_gold else "")
         + "; RTE in minutes on the device "
         + ("of each row (rows mix devices or thread counts)." if mixed else "shown.")
