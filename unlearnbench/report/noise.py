@@ -184,7 +184,7 @@ def share_text(summary: Summary, digits: int = 2) -> str:
     where two or more levels are separable) and ``sd T 3.1 · U 1.2 · E 0.8`` (each component's
     standard deviation; ``-`` for a level not separable); ``-`` when no level varies."""
     known = [c for c in summary.components if c is not None]
-    if not known or max(known) <= 0:
+    if not known or max(known) <= 1e-12 * (1.0 + summary.mean**2):  # round-off of equal values
         return "-"
     sds = " · ".join(
         f"{level[0].upper()} {'-' if c is None else f'{math.sqrt(c):.{digits}f}'}"
