@@ -81,7 +81,6 @@ def setting_name(setting: Setting) -> str:
 
 def ranking(rows: dict[str, dict[str, Any]], setting: Setting) -> str:
     """The ranking table of one setting's rows (unlearner -> record)."""
-    methods = sorted(u for u in rows if u not in REFERENCES)
 
     def gap(metric: str) -> Callable[[str], float]:
         return lambda u: abs(rows[u]["metrics"][metric] - rows["retrain"]["metrics"][metric])
@@ -92,9 +91,27 @@ def ranking(rows: dict[str, dict[str, Any]], setting: Setting) -> str:
         "eps-score": lambda u: -rows[u]["metrics"]["eps-score"],
         "KLOM": lambda u: rows[u]["metrics"]["klom"],
     }
+    optional = {  # the distance and representation metrics, where the run computed them
+        "js-retrain-forget": ("JS to retrain on D_f", lambda u: rows[u]["metrics"]["js-retrain-forget"]),
+        "cka-retrain": ("CKA to retrain on D_f", lambda u: -rows[u]["metrics"]["cka-retrain"]),
+        "knn-forget": ("kNN-Df gap to retrain", gap("knn-forget")),
+    }
+    keys.update({label: key for m, (label, key) in optional.items() if m in rows["retrain"]["metrics"]})
+    needed = [
+        "mia-efficacy",
+        "u-lira",
+        "eps-score",
+        "klom",
+        *(m for m in optional if m in rows["retrain"]["metrics"]),
+    ]
+    complete = {u for u in rows if all(rows[u]["metrics"].get(m) is not None for m in needed)}
+    methods = sorted(u for u in complete if u not in REFERENCES)
+    dropped = sorted(u for u in rows if u not in complete and u not in REFERENCES)
     values = {name: [key(u) for u in methods] for name, key in keys.items()}
     mia = values["MIA-Efficacy gap to retrain"]
     lines = [f"### {setting_name(setting)} ({len(methods)} unlearners; best first)", ""]
+    if dropped:
+        lines += [f"Left out (a metric failed on their row): {', '.join(dropped)}.", ""]
     lines += ["| ranking by | order (best first) | Spearman vs MIA-Efficacy |", "| --- | --- | --- |"]
     for name, v in values.items():
         order = ", ".join(methods[i] for i in np.argsort(v, kind="stable"))
@@ -107,7 +124,10 @@ def ranking(rows: dict[str, dict[str, Any]], setting: Setting) -> str:
 def plot(details: dict[str, dict[str, Any]], setting: Setting, out: Path) -> None:
     """Boxplots of epsilon and KLOM per forget example, one box per unlearner (unlearner ->
     details)."""
-    names = [n for n in REFERENCES if n in details] + sorted(n for n in details if n not in REFERENCES)
+    # a row whose metric failed (e.g. non-finite outputs) has no per-example values of it: left out
+    usable = {n: d for n, d in details.items() if "eps-score" in d and "klom" in d}
+    names = [n for n in REFERENCES if n in usable] + sorted(n for n in usable if n not in REFERENCES)
+    details = usable
     eps = [
         [EPS_TOP if e is None else min(e, EPS_TOP) for e in details[n]["eps-score"]["epsilon"]] for n in names
     ]
