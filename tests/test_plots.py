@@ -206,3 +206,21 @@ def test_plot_metric_draws_any_metric_including_a_plugin_metric(tmp_path: Path) 
     assert sorted(p.name for p in out.iterdir()) == ["metric-forget-loss.png", "metric-forget-loss.svg"]
     bad = CliRunner().invoke(cli, ["plot", str(results), "-o", str(out), "--metric", "nope"])
     assert bad.exit_code == 2 and "unknown metric 'nope'" in bad.output and "forget-loss" in bad.output
+
+
+def test_repetitions_are_averaged_per_train_seed_before_plotting() -> None:
+    """Plots draw one point per train seed (its mean over repetitions), so their intervals are the
+    tables' intervals over train seeds, not over every repetition."""
+    from unlearnbench.report.stats import load, train_seed_records
+
+    rows = [
+        {
+            **record("ft", seed, 0.0, {"ua": ua, "ra": 99.0}),
+            "row_id": f"{seed}-{rep}",
+            "seeds": {"train": seed, "unlearn": seed + rep, "eval": 0},
+        }
+        for seed, values in ((0, (10.0, 30.0)), (1, (50.0, 70.0)))
+        for rep, ua in enumerate(values)
+    ]
+    collapsed = train_seed_records(load(rows))
+    assert sorted(r.metrics["ua"] for r in collapsed) == [20.0, 60.0]

@@ -52,7 +52,7 @@ from unlearnbench.report.plot_style import (
     point,
 )
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.report.stats import approximate, iou_metric, load, seed_gaps
+from unlearnbench.report.stats import approximate, iou_metric, load, seed_gaps, train_seed_records
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ MISSING = {
 
 def available_plots(raw: Iterable[Mapping[str, Any]]) -> list[str]:
     """The plots of :data:`PLOTS` that ``raw`` has data for (the others are not written)."""
-    records = load(raw)
+    records = train_seed_records(load(raw))
     has = {
         "tradeoff": bool(_tradeoff_data(records)),
         "gap": bool(_gap_data(records)),
@@ -228,7 +228,7 @@ def _skip(out: Path, name: str, why: str) -> None:
 def make_figures(raw: Iterable[Mapping[str, Any]]) -> dict[str, Any | None]:
     """Each plot of :data:`PLOTS` as a matplotlib figure, or None when the records hold no data for it
     (the caller closes the figures); one method style for all of them."""
-    records = load(raw)
+    records = train_seed_records(load(raw))
     styles = method_styles(method_order(records))
     with plt.rc_context(STYLE):
         return {name: make(records, styles) for name, make in PLOT_MAKERS.items()}
@@ -261,7 +261,7 @@ def metric_file(metric: str) -> str:
 def metric_figure(raw: Iterable[Mapping[str, Any]], metric: str) -> Any | None:
     """The ``metric-<name>`` figure: per method, one panel per forget set and sparsity target; any
     metric the records hold, plugin metrics included; None when no ok record has a value of it."""
-    records = load(raw)
+    records = train_seed_records(load(raw))
     points = metric_points(records, metric)
     if not points:
         return None

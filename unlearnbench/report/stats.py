@@ -11,6 +11,7 @@ not supported / inconclusive by their 95% interval.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -167,3 +168,21 @@ def fmt(by_seed: Mapping[int, float], digits: int = 2) -> str:
     mean, half = mean_interval([by_seed[s] for s in sorted(by_seed)])
     spread = f" ± {half:.{digits}f}" if len(by_seed) > 1 else ""
     return f"{mean:.{digits}f}{spread} (n={len(by_seed)})"
+
+
+def train_seed_records(records: Sequence[ResultRecord]) -> list[ResultRecord]:
+    """One record per row and train seed: each metric the mean over that seed's unlearning and
+    evaluation repetitions (what plots draw, so their intervals are over train seeds, as the
+    tables'). Records without repetitions come back as they are."""
+    groups: dict[tuple[Any, ...], list[ResultRecord]] = {}
+    for r in records:
+        groups.setdefault((*method_key(r), r.seed), []).append(r)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        names = dict.fromkeys(n for r in group for n in r.metrics)
+        means = {n: by_train_seed(group, n).get(group[0].seed) for n in names}
+        out.append(dataclasses.replace(group[0], metrics=means))
+    return out
