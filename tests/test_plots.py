@@ -11,6 +11,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pytest
 from click.testing import CliRunner
+from records import base_record
 from scipy.stats import t
 
 from unlearnbench.cli import cli
@@ -28,32 +29,17 @@ INFO = {
 def record(
     unlearner: str, seed: int, target: float, metrics: dict[str, float], **extra: Any
 ) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "protocol": "p",
-        "protocol_version": 1,
-        "protocol_hash": "a" * 64,
-        "dataset": "digits",
-        "data_copy": "sklearn-digits",
-        "model": "small-cnn",
-        "forget_set": "class0",
-        "forget_kind": "class",
-        "forget_size": 10,
-        "forget_sha256": "b" * 64,
-        "pruner": "omp",
-        "sparsity_target": target,
-        "unlearner": unlearner,
-        "unprune": False,
-        "unpruner": None,
-        "seed": seed,
-        "status": "ok",
-        "metrics": metrics,
-        "metric_info": {k: INFO[k] for k in metrics},
-        "metric_names": list(metrics),
-        "device": "cpu",
-        "git": "c" * 40,
-        "schema_version": 3,
-        "reference": {"original": "original", "retrain": "retrain", "gold": "gold"}.get(unlearner),
-    }
+    base: dict[str, Any] = base_record(
+        unlearner,
+        seed,
+        sparsity_target=target,
+        metrics=metrics,
+        metric_info={k: INFO[k] for k in metrics},
+        metric_names=list(metrics),
+        device="cpu",
+        schema_version=3,
+        reference={"original": "original", "retrain": "retrain", "gold": "gold"}.get(unlearner),
+    )
     base.update(extra)
     base["row_id"] = json.dumps(
         [base["sparsity_target"], unlearner, base["unpruner"], seed, base["forget_set"]]

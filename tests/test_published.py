@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib
 import pytest
 from click.testing import CliRunner
+from records import base_record
 
 from unlearnbench.cli import cli
 from unlearnbench.errors import InvalidValueError
@@ -33,37 +34,22 @@ GAP_INFO["mask-iou"] = {"label": "Mask-IoU", "unit": "", "version": 1, "higher_i
 
 def record(unlearner: str, seed: int, ua: float, **extra: Any) -> dict[str, Any]:
     """A schema-2 record; ``ua`` and ``ra`` (default 100) are the gap metrics."""
-    base: dict[str, Any] = {
-        "protocol": "p",
-        "protocol_version": 1,
-        "protocol_hash": "a" * 64,
-        "dataset": "digits",
-        "data_copy": "sklearn-digits",
-        "model": "small-cnn",
-        "forget_set": "class0",
-        "forget_kind": "class",
-        "forget_size": 10,
-        "forget_sha256": "b" * 64,
-        "pruner": "omp",
-        "sparsity_target": 0.0,
-        "unlearner": unlearner,
-        "unprune": False,
-        "unpruner": None,
-        "seed": seed,
-        "status": "ok",
-        "metrics": {"ua": ua, "ra": 100.0},
-        "metric_info": GAP_INFO,
-        "metric_names": ["ua", "ra", "mask-iou"],
-        "device": "cpu",
-        "git": "c" * 40,
-        "schema_version": 2,
-        "reference": "retrain" if unlearner == "retrain" else None,
-        "versions": {
+    base: dict[str, Any] = base_record(
+        unlearner,
+        seed,
+        sparsity_target=0.0,
+        metrics={"ua": ua, "ra": 100.0},
+        metric_info=GAP_INFO,
+        metric_names=["ua", "ra", "mask-iou"],
+        device="cpu",
+        schema_version=2,
+        reference="retrain" if unlearner == "retrain" else None,
+        versions={
             "pruner": "omp@1",
             **({"unlearner": f"{unlearner}@1"} if unlearner != "original" else {}),
         },
-        "params": {"unlearner": {"epochs": 3}},
-    }
+        params={"unlearner": {"epochs": 3}},
+    )
     base.update(extra)
     base["row_id"] = json.dumps(
         [

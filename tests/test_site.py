@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from records import base_record
 
 from unlearnbench.cli import cli
 from unlearnbench.report import publish, site
@@ -35,34 +36,19 @@ UA = {"original": 5.0, "retrain": 100.0, "ft": 40.0, "ga": 97.5, EVIL: 12.0, "l1
 
 
 def record(unlearner: str, seed: int, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "protocol": "p",
-        "protocol_version": 1,
-        "protocol_hash": "a" * 64,
-        "dataset": "digits",
-        "data_copy": "sklearn-digits",
-        "model": "small-cnn",
-        "forget_set": "class0",
-        "forget_kind": "class",
-        "forget_size": 10,
-        "forget_sha256": "b" * 64,
-        "pruner": "omp",
-        "sparsity_target": 0.9,
-        "sparsity": 0.9,
-        "unlearner": unlearner,
-        "unprune": False,
-        "unpruner": None,
-        "seed": seed,
-        "status": "ok",
-        "metrics": {"ua": UA[unlearner] + seed, "ra": 99.0 - seed, "mask-iou": 0.5 + seed / 10},
-        "metric_info": INFO,
-        "metric_names": list(INFO),
-        "device": "cpu (x86_64, 1 threads)",
-        "git": "c" * 40,
-        "schema_version": 3,
-        "reference": {"original": "original", "retrain": "retrain"}.get(unlearner),
-        "versions": {"unlearnbench": "0.1.0"},
-    }
+    base: dict[str, Any] = base_record(
+        unlearner,
+        seed,
+        sparsity_target=0.9,
+        sparsity=0.9,
+        metrics={"ua": UA[unlearner] + seed, "ra": 99.0 - seed, "mask-iou": 0.5 + seed / 10},
+        metric_info=INFO,
+        metric_names=list(INFO),
+        device="cpu (x86_64, 1 threads)",
+        schema_version=3,
+        reference={"original": "original", "retrain": "retrain"}.get(unlearner),
+        versions={"unlearnbench": "0.1.0"},
+    )
     base.update(extra)
     base["row_id"] = json.dumps([unlearner, seed])
     return base
