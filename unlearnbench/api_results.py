@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from unlearnbench.report.record import ResultRecord
 
@@ -57,14 +57,8 @@ class Results:
         return found[0]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per record: its identifying fields, ``method``, ``external_sha256`` and one
-        column per metric (``metric.<name>``)."""
+        """The records as :func:`unlearnbench.report.frame.records_frame` gives them: one row per
+        record, one column per metric, the per-stage seeds, details and runtimes."""
+        from unlearnbench.report.frame import records_frame
+
         return records_frame(r.to_dict() for r in self.records)
-
-
-def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """:func:`unlearnbench.report.frame.records_frame`: one row per record, one column per metric
-    (named as the metric), the per-stage seeds, details and runtimes."""
-    from unlearnbench.report.frame import records_frame as flat
-
-    return flat(records)

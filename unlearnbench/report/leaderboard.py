@@ -84,29 +84,29 @@ def _gaps(sub: pd.DataFrame, reference: pd.DataFrame) -> dict[int, float]:
     return compare.train_seed_gaps(sub.to_dict("records"), reference.to_dict("records"), names)
 
 
-def _gap_estimate(sub: pd.DataFrame, reference: pd.DataFrame) -> compare.GapEstimate | None:
-    """The paper's gap of ``sub``'s mean columns to ``reference``'s, with its bootstrap interval."""
-    names = sub.iloc[0].gap_metrics
-    if reference.empty or not names:
-        return None
-    sides = [
-        {n: noise.train_means(noise.observations(side.to_dict("records"), n)) for n in names}
-        for side in (sub, reference)
-    ]
-    used = [n for n in names if sides[1][n]]  # a gap metric with no value on the reference is left out
-    return compare.gap_estimate(sides[0], sides[1], used) if used else None
+Means = Mapping[str, Mapping[int, float]]
+"""Gap metric -> train seed -> the rows' mean at that seed (over their repetitions)."""
 
 
-def _like_reference(sub: pd.DataFrame, reference: pd.DataFrame) -> bool:
-    """Whether, on every gap metric, the 95% interval of the paired (train-seed) difference to
-    ``reference`` holds 0: the rows are indistinguishable from the reference at this many seeds."""
-    names = sub.iloc[0].gap_metrics
-    if reference.empty or not names:
+def _train_means(rows: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[int, float]]:
+    records = rows.to_dict("records")
+    return {n: noise.train_means(noise.observations(records, n)) for n in names}
+
+
+def _gap_estimate(ours: Means, reference: Means, names: Sequence[str]) -> compare.GapEstimate | None:
+    """The paper's gap of our mean columns to the reference's, with its bootstrap interval; a gap
+    metric with no value on the reference is left out."""
+    used = [n for n in names if reference.get(n)]
+    return compare.gap_estimate(ours, reference, used) if used else None
+
+
+def _like_reference(ours: Means, reference: Means, names: Sequence[str]) -> bool:
+    """Whether, on every gap metric, the 95% interval of the paired (train-seed) difference to the
+    reference holds 0: the rows are indistinguishable from the reference at this many seeds."""
+    if not names:
         return False
     for name in names:
-        ours = noise.train_means(noise.observations(sub.to_dict("records"), name))
-        ref = noise.train_means(noise.observations(reference.to_dict("records"), name))
-        diff = compare.paired(ours, ref)
+        diff = compare.paired(ours[name], reference.get(name, {}))
         if diff.half_width is None or abs(diff.mean) > diff.half_width:
             return False
     return True
@@ -204,6 +204,9 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
     mixed = group.device.nunique() > 1
     notes = []
     shares: dict[str, dict[str, str]] = {}
+    gap_names = tuple(dict.fromkeys(n for names in group.gap_metrics for n in names))
+    retrain_means = _train_means(gap_reference, gap_names)  # once per table, not per row
+    gold_means = _train_means(gold_reference, gap_names)
     for (unlearner, unprune, unpruner), sub in group.groupby(
         ["unlearner", "unprune", "unpruner"], sort=False
     ):
@@ -220,24 +223,27 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
             notes.append(f"‡ {method}: returned its start model unchanged in {unchanged} of {len(sub)} rows.")
         summaries = {name: _summary(sub, name) for name in metric_names}
         is_approximate = unlearner not in original and unlearner not in references
-        gap = _gap_estimate(sub, gap_reference)
-        same = is_approximate and gap is not None and _like_reference(sub, gap_reference)
+        names = sub.iloc[0].gap_metrics
+        ours = _train_means(sub, names)
+        gap = _gap_estimate(ours, retrain_means, names)
+        same = is_approximate and gap is not None and _like_reference(ours, retrain_means, names)
+        sparsity = _mean_only(noise.summarize(_sparsities(sub)))
         cells: dict[str, Any] = {
             "Method": method + (" †" if sum(moved.values()) else "") + (" ‡" if unchanged else ""),
-            "Sparsity": _fmt(_mean_only(noise.summarize(_sparsities(sub))), 3),
+            "Sparsity": _fmt(sparsity, 3),
         }
         for name in metric_names:
             cells[headers[name]] = _fmt(summaries[name], 3 if info[name].get("unit") == "min" else 2)
         cells["Gap"] = ("-" if gap is None else gap.text()) + (" ≈" if same else "")
         if has_gold:
-            gap_gold = _gap_estimate(sub, gold_reference) if unprune else None
+            gap_gold = _gap_estimate(ours, gold_means, names) if unprune else None
             cells["Gap-gold"] = "-" if gap_gold is None else gap_gold.text()
         design = next((x for x in summaries.values() if x is not None), None)
         cells["n"] = design.design() if design is not None else f"{sub.seed.nunique()}x1x1"
         if mixed:
             cells["RTE device"] = "; ".join(sorted(set(sub.device)))
         values: dict[str, float | None] = {c: None for c in cells}
-        values["Sparsity"] = _value(_mean_only(noise.summarize(_sparsities(sub))))
+        values["Sparsity"] = _value(sparsity)
         values.update({headers[name]: _value(summaries[name]) for name in metric_names})
         values["Gap"] = None if gap is None else gap.value
         if has_gold:
@@ -256,10 +262,7 @@ def _group_table(key: dict[str, Any], group: pd.DataFrame) -> Table:
     commits = ", ".join(sorted({str(c)[:12] for c in group.git}))
     e = {k: escape(v) for k, v in key.items()}
     gap_labels = ", ".join(escape(x) for x in _labels(first.gap_metrics, info))
-    ref_rows = gap_reference.to_dict("records")
-    left_out = [
-        n for n in first.gap_metrics if not gap_reference.empty and not noise.observations(ref_rows, n)
-    ]
+    left_out = [n for n in first.gap_metrics if not gap_reference.empty and not retrain_means.get(n)]
     title = (
         f"{e['protocol']} v{e['protocol_version']} · forget `{e['forget_set']}` "
         f"({escape(first.forget_kind)}, {first.forget_size} examples) · {e['pruner']} @ "

@@ -58,12 +58,6 @@ def method_styles(methods: Sequence[str]) -> dict[str, Style]:
     }
 
 
-def interval(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of the 95% t-interval of the mean (0 for fewer than two values):
-    :func:`stats.mean_interval`, the tables' interval."""
-    return mean_interval(list(values))
-
-
 def _target(target: float) -> str:
     return "dense" if target == 0.0 else f"sparsity {target:g}"
 
@@ -143,8 +137,8 @@ def point(
     ax: Any, x: float, y: Sequence[float], style: Style, label: str, xs: Sequence[float] | None = None
 ) -> Any:
     """One method's mean (and interval where there are several seeds) at ``x`` (or the mean of ``xs``)."""
-    my, ey = interval(y)
-    mx, ex = interval(xs) if xs is not None else (x, 0.0)
+    my, ey = mean_interval(y)
+    mx, ex = mean_interval(xs) if xs is not None else (x, 0.0)
     return ax.errorbar(
         mx,
         my,
@@ -178,7 +172,7 @@ def dots(
         values = []
         for x, method in enumerate(methods):
             handles[method] = point(ax, float(x), points[panel][method], styles[method], method)
-            mean, half = interval(points[panel][method])
+            mean, half = mean_interval(points[panel][method])
             values += [mean - half, mean + half]
         panel_lines = (lines or {}).get(panel, {})
         near = {k: v for k, v in panel_lines.items() if v.always or _near(v.mean, values)}

@@ -44,7 +44,6 @@ from unlearnbench.report.plot_style import (
     Style,
     dots,
     grid,
-    interval,
     legend,
     method_order,
     method_styles,
@@ -52,7 +51,14 @@ from unlearnbench.report.plot_style import (
     point,
 )
 from unlearnbench.report.record import ResultRecord
-from unlearnbench.report.stats import approximate, iou_metric, load, seed_gaps, train_seed_records
+from unlearnbench.report.stats import (
+    approximate,
+    iou_metric,
+    load,
+    mean_interval,
+    seed_gaps,
+    train_seed_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +136,7 @@ def _gap(records: Sequence[ResultRecord], styles: Mapping[str, Style]) -> Any | 
             style = styles[method]
             by = data[forget][method]
             xs = [where[s] + dodge for s in sorted(by)]
-            means = [interval(by[s])[0] for s in sorted(by)]
+            means = [mean_interval(by[s])[0] for s in sorted(by)]
             ax.plot(xs, means, color=style.color, linewidth=0.8, alpha=0.7)
             for x, s in zip(xs, sorted(by), strict=True):
                 handles[method] = point(ax, x, by[s], style, method)
@@ -174,11 +180,11 @@ def _iou(records: Sequence[ResultRecord], styles: Mapping[str, Style]) -> Any | 
         ]  # type: ignore[arg-type]
         found = {}
         if gold:
-            found["gold (reference)"] = Line(*interval(gold), "--")
+            found["gold (reference)"] = Line(*mean_interval(gold), "--")
         baseline = _per_seed(same, SEED_BASELINE) if metric == "gold-iou" else []
         if baseline:
             found["seed baseline (gold vs gold at another seed)"] = Line(
-                *interval(baseline), ":", always=True
+                *mean_interval(baseline), ":", always=True
             )
         lines[panel] = found
     title = f"{IOU_LABELS.get(metric, metric)}\n{INTERVAL_NOTE}"

@@ -143,14 +143,6 @@ def iou_metric(records: Sequence[ResultRecord]) -> str | None:
     return None
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def mean_interval(values: Sequence[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval (0 for one value): what plots draw over
     train-seed values."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unlearnbench.api_results import Results, records_frame
+from unlearnbench.api_results import Results
 from unlearnbench.errors import InvalidValueError
 from unlearnbench.report.record import ResultRecord
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from unlearnbench.run.context import RunSettings
     from unlearnbench.run.external import ExternalModel, ModelFactory
 
-__all__ = ["Results", "records_frame", "run"]
+__all__ = ["Results", "run"]
 
 DEFAULT_PROTOCOL = "digits-quickstart"
 Unlearners = Sequence[str] | Mapping[str, Callable[..., Any] | None]
